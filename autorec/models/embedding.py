@@ -1,0 +1,117 @@
+"""Per-field embedding tables, each with its own dimension.
+
+The embedding-dimension search gives every field its own width, so every CTR model builds its
+inputs through `FieldEmbedding`; models whose interaction needs one shared width (FM's inner
+products, cross layers, attention across fields) add a `FieldAligner`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autorec.data.features import Feature, FeatureKind
+from autorec.errors import ConfigError
+
+
+def embeddable_fields(features: list[Feature]) -> list[str]:
+    """Names of the fields that own an embedding table: the keys `field_dims` accepts."""
+    return [f.name for f in features if f.owns_table]
+
+
+class FieldEmbedding(nn.Module):
+    def __init__(
+        self,
+        features: list[Feature],
+        embedding_dim: int,
+        field_dims: dict[str, int] | None = None,
+        init_std: float = 0.01,
+    ):
+        super().__init__()
+        field_dims = dict(field_dims or {})
+        owners = embeddable_fields(features)
+        unknown = sorted(set(field_dims) - set(owners))
+        if unknown:
+            raise ConfigError(
+                f"field_dims names unknown field(s) {', '.join(unknown)}; fields: {', '.join(owners)}"
+            )
+        self.features = {f.name: f for f in features}
+        self.dims: dict[str, int] = {}
+        self.tables = nn.ModuleDict()
+        for feature in features:
+            if not feature.owns_table:
+                continue
+            dim = field_dims.get(feature.name, embedding_dim)
+            rows = 1 if feature.kind == FeatureKind.NUMERIC else feature.vocab_size
+            padding = None if feature.kind == FeatureKind.NUMERIC else 0
+            table = nn.Embedding(rows, dim, padding_idx=padding)
+            nn.init.normal_(table.weight, std=init_std)
+            if padding is not None:
+                with torch.no_grad():
+                    table.weight[0].zero_()
+            self.tables[feature.name] = table
+            self.dims[feature.name] = dim
+        for feature in features:
+            if not feature.owns_table:
+                owner = feature.shares_embedding_with
+                if owner not in self.tables:
+                    raise ConfigError(f"field '{feature.name}' shares the table of unknown '{owner}'")
+                self.dims[feature.name] = self.dims[owner]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.features)
+
+    def table(self, name: str) -> nn.Embedding:
+        feature = self.features[name]
+        return self.tables[feature.shares_embedding_with or name]
+
+    def lookup(self, batch: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+        """One field: [B, d] for categorical, multi-hot (mean) and numeric; [B, L, d] for sequences."""
+        feature = self.features[name]
+        values = batch[name]
+        table = self.table(name)
+        if feature.kind == FeatureKind.NUMERIC:
+            return values.float().unsqueeze(-1) * table.weight[0]
+        vectors = table(values)
+        if feature.kind == FeatureKind.MULTI_HOT:
+            return masked_mean(vectors, values != 0)
+        return vectors
+
+    def pooled(self, batch: dict[str, torch.Tensor], names: list[str] | None = None) -> list[torch.Tensor]:
+        """One [B, d_f] vector per field; sequences are mean-pooled over their non-padding items."""
+        out = []
+        for name in names or self.names:
+            vectors = self.lookup(batch, name)
+            if self.features[name].kind == FeatureKind.SEQUENCE:
+                vectors = masked_mean(vectors, batch[name] != 0)
+            out.append(vectors)
+        return out
+
+    def parameter_count(self) -> int:
+        return sum(t.weight.numel() for t in self.tables.values())
+
+
+class FieldAligner(nn.Module):
+    """Projects each field's vector to one shared width; fields already that wide pass through."""
+
+    def __init__(self, dims: dict[str, int], names: list[str], out_dim: int):
+        super().__init__()
+        self.names = list(names)
+        self.out_dim = out_dim
+        self.projections = nn.ModuleDict(
+            {n: nn.Linear(dims[n], out_dim, bias=False) for n in self.names if dims[n] != out_dim}
+        )
+
+    def forward(self, vectors: list[torch.Tensor]) -> torch.Tensor:
+        """[B, F, out_dim] from F vectors of widths d_f."""
+        aligned = [
+            self.projections[n](v) if n in self.projections else v for n, v in zip(self.names, vectors)
+        ]
+        return torch.stack(aligned, dim=1)
+
+
+def masked_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of [B, L, d] where mask [B, L] is true; zero where a row has none."""
+    weights = mask.unsqueeze(-1).to(vectors.dtype)
+    return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1.0)
