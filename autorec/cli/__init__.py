@@ -1,0 +1,43 @@
+"""The `autorec` command line: one typer sub-app per noun, joined here."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from autorec.errors import AutorecError
+
+
+class _AutorecGroup(TyperGroup):
+    """Turns any AutorecError raised by a command into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AutorecError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_AutorecGroup,
+    help="Agent-driven AutoML and autotuning for recommender models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from autorec.cli import datasets, models, train
+
+    app.command("train")(train.train)
+    app.add_typer(datasets.app, name="datasets")
+    app.add_typer(models.app, name="models")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,276 @@
+"""One trainer for every model: seeding, early stopping, metrics, size and speed.
+
+`train_model("deepfm", data, {"lr": 3e-3, "embedding_dim": 8})` takes one flat dict of settings:
+each key belongs either to the model's config or to `TrainConfig` (no name is in both), so a
+user's `--set key=value` never needs to say which.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pydantic
+import torch
+from torch import nn
+
+from autorec.data.features import CTRData, SequentialData, pad_left
+from autorec.errors import ConfigError, TrainingError
+from autorec.metrics import auc, logloss, ranking_metrics, target_ranks
+from autorec.models import MODELS, CTRModel, SequentialModel, model_class
+
+
+class TrainConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    lr: float = pydantic.Field(1e-3, gt=0, le=1, description="Adam learning rate")
+    weight_decay: float = pydantic.Field(0.0, ge=0, le=1, description="Adam L2 penalty")
+    batch_size: int = pydantic.Field(1024, ge=1, le=65536)
+    epochs: int = pydantic.Field(20, ge=1, le=10000, description="upper bound; early stopping ends sooner")
+    patience: int = pydantic.Field(3, ge=0, le=1000, description="epochs without a better valid metric")
+    seed: int = pydantic.Field(0, ge=0)
+    threads: int | None = pydantic.Field(None, ge=1, le=256, description="torch threads; None keeps torch's")
+    eval_batch_size: int = pydantic.Field(4096, ge=1, le=1 << 20)
+    max_seconds: float | None = pydantic.Field(
+        None, gt=0, description="stop training after this long and keep the best epoch so far"
+    )
+
+
+# Sequential models see ~1k sequences per epoch on ML-100K: small batches, many epochs.
+TASK_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ctr": {},
+    "sequential": {"batch_size": 128, "epochs": 200, "patience": 10, "lr": 1e-3},
+}
+VALID_METRIC = {"ctr": "auc", "sequential": "ndcg@10"}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: str
+    task: str
+    dataset: str
+    metrics: dict[str, float]  # on the test split, from the best validation epoch
+    valid_metrics: dict[str, float]
+    params: int
+    embedding_params: int
+    train_seconds: float
+    latency_ms_per_1k: float  # inference time per 1,000 test rows (CTR) or users (sequential)
+    epochs_run: int
+    best_epoch: int
+    history: list[dict[str, float]]
+    config: dict[str, Any]  # model config and train config, as used
+    split_hash: str
+    module: nn.Module | None = dataclasses.field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("module")
+        return out
+
+
+def split_settings(
+    name: str, settings: dict[str, Any] | None, task: str
+) -> tuple[pydantic.BaseModel, TrainConfig]:
+    """Validate one flat settings dict into the model's config and the train config."""
+    cls = model_class(name)
+    settings = dict(settings or {})
+    model_keys = set(cls.Config.model_fields)
+    train_keys = set(TrainConfig.model_fields)
+    unknown = sorted(set(settings) - model_keys - train_keys)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)} for model '{name}'; "
+            f"model keys: {', '.join(sorted(model_keys))}; train keys: {', '.join(sorted(train_keys))}"
+        )
+    train_values = {**TASK_TRAIN_DEFAULTS[task], **getattr(cls, "train_defaults", {})}
+    train_values.update({k: v for k, v in settings.items() if k in train_keys})
+    model_values = {k: v for k, v in settings.items() if k in model_keys}
+    return _validated(cls.Config, model_values, name), _validated(TrainConfig, train_values, "train")
+
+
+def _validated(schema: type[pydantic.BaseModel], values: dict[str, Any], what: str) -> Any:
+    try:
+        return schema.model_validate(values)
+    except pydantic.ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"invalid {what} config: {problems}") from None
+
+
+def build_model(name: str, data: CTRData | SequentialData, model_config: Any) -> nn.Module:
+    cls = model_class(name)
+    task = MODELS[name].task
+    if task == "ctr":
+        if not isinstance(data, CTRData):
+            raise ConfigError(f"model '{name}' is a ctr model; pick --task ctr")
+        return cls(data.features, model_config)
+    if not isinstance(data, SequentialData):
+        raise ConfigError(f"model '{name}' is a sequential model; pick --task sequential")
+    return cls(data.num_items, data.max_len, model_config)
+
+
+def train_model(
+    name: str,
+    data: CTRData | SequentialData,
+    settings: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train `name` on `data` and score it on the test split at its best validation epoch."""
+    if name not in MODELS:
+        model_class(name)  # raises the error that lists known models
+    task = MODELS[name].task
+    model_config, train_config = split_settings(name, settings, task)
+    _seed_everything(train_config.seed)
+    if train_config.threads:
+        torch.set_num_threads(train_config.threads)
+    model = build_model(name, data, model_config)
+    model.prepare(data)
+    loop = _CTRLoop(model, data) if task == "ctr" else _SequentialLoop(model, data)
+
+    history: list[dict[str, float]] = []
+    best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    if model.trainable:
+        optimiser = torch.optim.Adam(
+            model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        )
+        generator = torch.Generator().manual_seed(train_config.seed)
+        for epoch in range(1, train_config.epochs + 1):
+            model.train()
+            loss = loop.train_epoch(optimiser, train_config.batch_size, generator)
+            if not math.isfinite(loss):
+                raise TrainingError(f"{name}: training loss became {loss} in epoch {epoch}")
+            valid = loop.evaluate("valid", train_config.eval_batch_size)
+            score = valid[VALID_METRIC[task]]
+            row = {"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}}
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch > train_config.patience:
+                break
+            if train_config.max_seconds and time.perf_counter() - start > train_config.max_seconds:
+                break
+        model.load_state_dict(best_state)
+    train_seconds = time.perf_counter() - start
+
+    valid_metrics = loop.evaluate("valid", train_config.eval_batch_size)
+    t0 = time.perf_counter()
+    test_metrics = loop.evaluate("test", train_config.eval_batch_size)
+    latency = (time.perf_counter() - t0) / max(loop.rows("test"), 1) * 1000 * 1000
+    return TrainResult(
+        model=name,
+        task=task,
+        dataset=data.dataset,
+        metrics=test_metrics,
+        valid_metrics=valid_metrics,
+        params=sum(p.numel() for p in model.parameters()),
+        embedding_params=sum(
+            m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding)
+        ),
+        train_seconds=train_seconds,
+        latency_ms_per_1k=latency,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        history=history,
+        config={"model": model_config.model_dump(), "train": train_config.model_dump()},
+        split_hash=data.split_hash,
+        module=model,
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class _CTRLoop:
+    def __init__(self, model: CTRModel, data: CTRData):
+        self.model, self.data = model, data
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def rows(self, split: str) -> int:
+        return len(getattr(self.data, split))
+
+    def train_epoch(self, optimiser, batch_size: int, generator: torch.Generator) -> float:
+        split = self.data.train
+        if len(split) == 0:
+            raise TrainingError(f"{self.data.dataset}: the training split is empty")
+        order = torch.randperm(len(split), generator=generator)
+        total, count = 0.0, 0
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            logits = self.model(split.batch(index))
+            loss = self.loss_fn(logits, split.label[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(index)
+            count += len(index)
+        return total / count
+
+    @torch.no_grad()
+    def evaluate(self, split_name: str, batch_size: int) -> dict[str, float]:
+        self.model.eval()
+        split = getattr(self.data, split_name)
+        logits = torch.cat(
+            [
+                self.model(split.batch(slice(b, b + batch_size)))
+                for b in range(0, len(split), batch_size)
+            ]
+        ) if len(split) else torch.empty(0)
+        probabilities = torch.sigmoid(logits.double())
+        return {"auc": auc(logits, split.label), "logloss": logloss(probabilities, split.label)}
+
+
+class _SequentialLoop:
+    def __init__(self, model: SequentialModel, data: SequentialData):
+        self.model, self.data = model, data
+        usable = [seq.tolist() for seq in data.train if len(seq) >= 2]
+        if not usable:
+            raise TrainingError(f"{data.dataset}: no training sequence has two items")
+        # Each user's sequence predicts itself shifted by one; only its last max_len steps count.
+        self.inputs = pad_left([s[:-1] for s in usable], data.max_len)
+        self.targets = pad_left([s[1:] for s in usable], data.max_len)
+
+    def rows(self, split: str) -> int:
+        return len(getattr(self.data, f"{split}_target"))
+
+    def train_epoch(self, optimiser, batch_size: int, generator: torch.Generator) -> float:
+        order = torch.randperm(len(self.inputs), generator=generator)
+        total, count = 0.0, 0
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            loss = self.model.loss(self.inputs[index], self.targets[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(index)
+            count += len(index)
+        return total / count
+
+    @torch.no_grad()
+    def evaluate(self, split: str, batch_size: int) -> dict[str, float]:
+        self.model.eval()
+        history = getattr(self.data, f"{split}_history")
+        targets = getattr(self.data, f"{split}_target")
+        seen = getattr(self.data, f"{split}_seen")
+        filtered, unfiltered = [], []
+        for b in range(0, len(targets), batch_size):
+            logits = self.model.score(history[b : b + batch_size])
+            filtered.append(target_ranks(logits, targets[b : b + batch_size], seen[b : b + batch_size]))
+            unfiltered.append(target_ranks(logits, targets[b : b + batch_size]))
+        metrics = ranking_metrics(torch.cat(filtered), k=10)
+        metrics.update(
+            {f"{k}_unfiltered": v for k, v in ranking_metrics(torch.cat(unfiltered), k=10).items()}
+        )
+        return metrics
