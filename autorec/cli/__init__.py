@@ -29,11 +29,18 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from autorec.cli import datasets, models, train
+    from autorec.cli import datasets, models, search, train
 
+    app.command("search")(search.search)
     app.command("train")(train.train)
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(models.app, name="models")
+
+    from autorec.cli import archive, export, spaces
+
+    app.add_typer(archive.app, name="archive")
+    app.command("export")(export.export)
+    app.add_typer(spaces.app, name="spaces")
 
 
 _register()

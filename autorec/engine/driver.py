@@ -1,0 +1,287 @@
+"""The search loop, independent of Ray: what to evaluate next and what each result means.
+
+Ray Tune asks `next_trial` for work and hands back results through `complete` (see
+`autorec.engine.tune_bridge`). The driver is the only writer of the archive. The order of work:
+pending evaluations first (the reference's suite, then resumed or unfinished candidates), then new
+proposals, while the termination rule allows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable
+
+from autorec.agents.base import CandidateResult, CandidateSummary, Proposal, ProposalContext, Proposer
+from autorec.archive import Archive
+from autorec.errors import AutorecError
+from autorec.fitness import candidate_fitness, non_finite_objectives, raw_objectives
+from autorec.search_config import SearchConfig
+from autorec.space import InvalidCandidate, SearchSpace, SuiteMember
+from autorec.engine.worker import ERROR, FINAL, NODE
+
+FINISHED = "FINISHED"  # Tune's Searcher.FINISHED
+MAX_EMPTY_ROUNDS = 20  # proposal rounds in a row that yield nothing new before the search gives up
+
+
+class ReferenceFailed(AutorecError):
+    """The reference candidate could not be evaluated, so no fitness can be computed."""
+
+
+class SearchDriver:
+    def __init__(
+        self,
+        config: SearchConfig,
+        archive: Archive,
+        space: SearchSpace,
+        proposer: Proposer,
+        run_id: int,
+        on_progress: Callable[["SearchDriver"], None] | None = None,
+    ):
+        self.config, self.archive, self.space, self.proposer = config, archive, space, proposer
+        self.run_id = run_id
+        self.on_progress = on_progress
+        self.members = {m.key: m for m in space.suite()}
+        self.started = time.monotonic()
+        self.queue: deque[int] = deque()
+        self.running: dict[str, int] = {}  # Tune trial id -> evaluation id
+        self.stop_reason: str | None = None
+        self.fatal: BaseException | None = None  # raised again by the engine after Tune stops
+        self.empty_rounds = 0
+        self.best_fitness: float | None = None
+        self.since_improvement = 0
+        self._reference_id = archive.get_run(run_id).reference_candidate_id
+        self._load_state()
+
+    # Progress facts for the CLI.
+
+    @property
+    def evaluations_created(self) -> int:
+        return self._created
+
+    @property
+    def evaluations_finished(self) -> int:
+        return self._finished
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def _load_state(self) -> None:
+        """Rebuild counters from the archive, so a resumed run continues where it stopped."""
+        self.archive.requeue_running(self.run_id)
+        self._created = self._finished = 0
+        for candidate in self.archive.candidates(self.run_id):
+            for evaluation in self.archive.evaluations_for(candidate.id):
+                self._created += 1
+                if evaluation.status == "pending":
+                    self.queue.append(evaluation.id)
+                else:
+                    self._finished += 1
+            if candidate.fitness is not None and candidate.id != self._reference_id:
+                self._note_fitness(candidate.fitness)
+        if self._reference_id is None:
+            reference = self.space.reference()
+            self._reference_id = self._admit(
+                Proposal(params=reference.model_dump(mode="json"), operator="reference"),
+                generation=0,
+            )
+            self.archive.set_reference_candidate(self.run_id, self._reference_id)
+
+    # Called by Tune through the searcher.
+
+    def next_trial(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next evaluation's Tune config, None to ask again later, or FINISHED."""
+        if not self.queue and self.stop_reason is None:
+            self._propose()
+        if not self.queue:
+            return FINISHED if not self.running and self.stop_reason else None
+        evaluation_id = self.queue.popleft()
+        evaluation = self.archive.start_evaluation(evaluation_id, trial_id=trial_id)
+        candidate = self.archive.get_candidate(evaluation.candidate_id)
+        self.running[trial_id] = evaluation_id
+        return {
+            "evaluation_id": evaluation_id,
+            "candidate_id": candidate.id,
+            "space": self.config.space,
+            "space_options": {
+                "dataset": self.config.dataset,
+                "task": self.config.task,
+                "settings": self.config.space_settings,
+            },
+            "params": candidate.params,
+            "member": self.members[evaluation.member].to_dict(),
+            "threads": self.config.threads,
+        }
+
+    def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        evaluation_id = self.running.pop(trial_id, None)
+        if evaluation_id is None:
+            return
+        result = result or {}
+        status, metrics, message = self._outcome(result, error)
+        if status == "pending":  # stopped by the search's own time budget: not the candidate's fault
+            self.archive.requeue_running(self.run_id)
+            return
+        evaluation = self.archive.finish_evaluation(
+            evaluation_id, status, metrics=metrics, error=message, node=result.get(NODE)
+        )
+        self._finished += 1
+        self._settle(evaluation.candidate_id)
+        if self.on_progress:
+            self.on_progress(self)
+
+    def interrupted(self) -> None:
+        """The search stopped early (time budget, Ctrl-C): what was running will run on resume."""
+        self.archive.requeue_running(self.run_id)
+
+    # Internals.
+
+    def _outcome(self, result: dict[str, Any], error: bool) -> tuple[str, dict | None, str | None]:
+        metrics = {k: v for k, v in result.items() if _is_metric(k)}
+        if result.get(ERROR):
+            return "failed", metrics or None, str(result[ERROR])
+        if result.get(FINAL) == 1:
+            bad = non_finite_objectives(metrics, self.space.objectives)
+            if bad:
+                return "failed", metrics, f"objective(s) {', '.join(bad)} missing or not finite"
+            return "done", metrics, None
+        if error:
+            return "failed", metrics or None, "the trial crashed on its worker (see Ray's logs)"
+        limit = self.config.eval_time_limit
+        if limit and result.get("time_total_s", 0) >= limit:
+            return "timeout", metrics or None, f"evaluation passed its time limit of {limit:g} s"
+        return "pending", None, None
+
+    def _settle(self, candidate_id: int) -> None:
+        """When a candidate's suite is all in, give it its fitness (or its failure)."""
+        evaluations = self.archive.evaluations_for(candidate_id)
+        failed = [e for e in evaluations if e.status in ("failed", "timeout")]
+        if failed:
+            # One failed member fails the candidate: drop its queued members to save the budget.
+            for e in evaluations:
+                if e.status == "pending" and e.id in self.queue:
+                    self.queue.remove(e.id)
+                    self.archive.finish_evaluation(e.id, "failed", error="skipped: another member failed")
+                    self._finished += 1
+            first = failed[0]
+            if candidate_id == self._reference_id:
+                raise ReferenceFailed(
+                    f"the reference candidate failed on {first.member}: {first.error}"
+                )
+            self._record(candidate_id, "failed", None, {}, f"{first.member}: {first.error}")
+            return
+        if any(e.status != "done" for e in evaluations):
+            return
+        if candidate_id == self._reference_id:
+            self._record(candidate_id, "done", 0.0, self._metrics_by_member(evaluations), None)
+            for waiting in self.archive.candidates(self.run_id, status="running"):
+                self._settle(waiting.id)  # those that finished before the reference did
+            return
+        reference = self._metrics_by_member(self.archive.evaluations_for(self._reference_id))
+        if len(reference) < len(self.members):
+            return  # settled once the reference is in
+        member_metrics = self._metrics_by_member(evaluations)
+        fitness = candidate_fitness(member_metrics, reference, self.space.objectives, self.space.gates)
+        if fitness is None:
+            self._record(candidate_id, "failed", None, member_metrics, "a gate failed or an objective is missing")
+        else:
+            self._record(candidate_id, "done", fitness, member_metrics, None)
+
+    def _record(self, candidate_id, status, fitness, member_metrics, error) -> None:
+        objectives = raw_objectives(member_metrics, self.space.objectives) if member_metrics else {}
+        candidate = self.archive.set_candidate_result(candidate_id, status, fitness, objectives, error)
+        if candidate_id != self._reference_id:
+            if fitness is not None:
+                self._note_fitness(fitness)
+            else:
+                self.since_improvement += 1
+        self.proposer.observe(
+            CandidateResult(candidate.id, candidate.params, status, fitness, objectives,
+                            candidate.operator or "", error)
+        )
+        self.archive.save_proposer_state(self.run_id, self.proposer.state_dict())
+
+    def _note_fitness(self, fitness: float) -> None:
+        if self.best_fitness is None or fitness > self.best_fitness:
+            self.best_fitness, self.since_improvement = fitness, 0
+        else:
+            self.since_improvement += 1
+
+    @staticmethod
+    def _metrics_by_member(evaluations) -> dict[str, dict[str, float]]:
+        return {e.member: e.metrics or {} for e in evaluations if e.status == "done"}
+
+    def _check_termination(self) -> str | None:
+        config = self.config
+        suite = len(self.members)
+        if config.budget is not None and self._created + suite > config.budget:
+            return f"budget of {config.budget} evaluations used"
+        if config.max_time is not None and self.elapsed() >= config.max_time:
+            return f"time limit of {config.max_time:g} s reached"
+        if config.patience is not None and self.since_improvement >= config.patience:
+            return f"no better fitness in {config.patience} candidates"
+        return None
+
+    def _propose(self) -> None:
+        self.stop_reason = self._check_termination()
+        if self.stop_reason is not None:
+            return
+        wanted = max(1, self.config.workers - len(self.running))
+        if self.config.budget is not None:
+            wanted = min(wanted, (self.config.budget - self._created) // len(self.members))
+        proposals = self.proposer.propose(self._context(), wanted)
+        admitted = sum(self._admit(p) is not None for p in proposals)
+        self.archive.save_proposer_state(self.run_id, self.proposer.state_dict())
+        if admitted:
+            self.empty_rounds = 0
+            return
+        self.empty_rounds += 1
+        if not proposals or self.empty_rounds >= MAX_EMPTY_ROUNDS:
+            self.stop_reason = "the proposer has nothing new to propose"
+
+    def _admit(self, proposal: Proposal, generation: int | None = None) -> int | None:
+        """Record a proposal; queue its suite when it is valid and new. Returns its id if queued."""
+        try:
+            candidate = self.space.validate(proposal.params)
+        except InvalidCandidate as err:
+            self.archive.add_candidate(
+                self.run_id, proposal.params, parents=proposal.parents, operator=proposal.operator,
+                rationale=proposal.rationale, status="invalid", error=str(err),
+            )
+            return None
+        row = self.archive.add_candidate(
+            self.run_id, candidate.model_dump(mode="json"), parents=proposal.parents,
+            operator=proposal.operator, generation=generation, rationale=proposal.rationale,
+        )
+        if row.status == "duplicate":
+            return None
+        evaluations = self.archive.add_evaluations(row.id, list(self.members.values()))
+        self.queue.extend(e.id for e in evaluations)
+        self._created += len(evaluations)
+        return row.id
+
+    def _context(self) -> ProposalContext:
+        summaries = [
+            CandidateSummary(
+                id=c.id, params=c.params, status=c.status, fitness=c.fitness,
+                objectives=c.objectives or {}, operator=c.operator or "", parents=c.parent_ids,
+                generation=c.generation, error=c.error,
+            )
+            for c in self.archive.candidates(self.run_id)
+        ]
+        left = None
+        if self.config.budget is not None:
+            left = self.config.budget - self._created
+        return ProposalContext(self.space, self.run_id, summaries, left, self.config.seed)
+
+
+def _is_metric(key: str) -> bool:
+    """Tune adds its own bookkeeping to every result; keep only what the evaluation reported."""
+    return key not in _TUNE_KEYS and not key.startswith("autorec_") and not key.startswith("config")
+
+
+_TUNE_KEYS = {
+    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
+    "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+    "iterations_since_restore", "experiment_tag", "should_checkpoint",
+}

@@ -1,0 +1,79 @@
+"""Fitness: each member's raw objectives relative to the reference candidate, weighted.
+
+For an objective to maximise, a member contributes weight * (value - ref) / |ref|; to minimise,
+weight * (ref - value) / |ref|. The reference itself therefore scores 0, a candidate that is 1%
+better in AUC at equal size scores +0.01, and one that halves the parameters at a weight of 0.05
+gains 0.025. A candidate's fitness is the mean over its suite; one failed member, a failed gate or a
+non-finite objective means no fitness at all, so such a candidate is never chosen as a parent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from autorec.space import Objective
+
+
+def relative_gain(value: float, reference: float, direction: str) -> float:
+    scale = abs(reference) if reference != 0 else 1.0
+    gain = (value - reference) / scale
+    return gain if direction == "max" else -gain
+
+
+def member_fitness(
+    metrics: Mapping[str, float], reference: Mapping[str, float], objectives: list[Objective]
+) -> float | None:
+    total = 0.0
+    for objective in objectives:
+        value, ref = metrics.get(objective.name), reference.get(objective.name)
+        if value is None or ref is None or not _finite(value) or not _finite(ref):
+            return None
+        total += objective.weight * relative_gain(float(value), float(ref), objective.direction)
+    return total
+
+
+def candidate_fitness(
+    member_metrics: Mapping[str, Mapping[str, float]],
+    reference_metrics: Mapping[str, Mapping[str, float]],
+    objectives: list[Objective],
+    gates: list[str] = (),
+) -> float | None:
+    """Mean member fitness over the suite, or None when any member cannot be scored."""
+    if not member_metrics:
+        return None
+    scores = []
+    for member, metrics in member_metrics.items():
+        if any(not metrics.get(gate) for gate in gates):
+            return None
+        if member not in reference_metrics:
+            return None
+        score = member_fitness(metrics, reference_metrics[member], objectives)
+        if score is None:
+            return None
+        scores.append(score)
+    return sum(scores) / len(scores)
+
+
+def raw_objectives(
+    member_metrics: Mapping[str, Mapping[str, float]], objectives: list[Objective]
+) -> dict[str, float]:
+    """Each objective's mean raw value over the suite: the coordinates of the Pareto front."""
+    out = {}
+    for objective in objectives:
+        values = [m[objective.name] for m in member_metrics.values() if objective.name in m]
+        if values:
+            out[objective.name] = sum(float(v) for v in values) / len(values)
+    return out
+
+
+def non_finite_objectives(metrics: Mapping[str, float], objectives: list[Objective]) -> list[str]:
+    """Objectives missing from `metrics` or not finite: the reasons an evaluation failed."""
+    return [o.name for o in objectives if not _finite(metrics.get(o.name))]
+
+
+def _finite(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,49 @@
+"""SearchConfig: everything `autorec search` is told, from flags or a YAML file."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from autorec.errors import ConfigError
+
+
+class SearchConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    space: str = pydantic.Field("architecture", description="space name or path/to/file.py:Class")
+    dataset: str = "ml-100k"
+    task: Literal["ctr", "sequential"] | None = None
+    space_settings: dict[str, Any] = pydantic.Field(default_factory=dict)
+    proposer: str = "tpe"
+    proposer_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+    budget: int | None = pydantic.Field(20, ge=1, description="evaluations, the reference's included")
+    max_time: float | None = pydantic.Field(None, gt=0, description="seconds of wall time")
+    patience: int | None = pydantic.Field(
+        None, ge=1, description="stop after this many finished candidates without a better fitness"
+    )
+    workers: int = pydantic.Field(1, ge=1, le=1024, description="concurrent trials")
+    threads: int = pydantic.Field(1, ge=1, le=256, description="torch threads (and CPUs) per trial")
+    eval_time_limit: float | None = pydantic.Field(
+        None, gt=0, description="seconds one evaluation may take before it is stopped as a timeout"
+    )
+    seed: int = pydantic.Field(0, ge=0)
+    run_name: str | None = None
+    ray_address: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _some_termination(self) -> "SearchConfig":
+        if self.budget is None and self.max_time is None and self.patience is None:
+            raise ValueError("set at least one of budget, max_time, patience: a search must end")
+        return self
+
+
+def build_search_config(values: dict[str, Any], source: str) -> SearchConfig:
+    try:
+        return SearchConfig.model_validate(values)
+    except pydantic.ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None

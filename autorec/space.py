@@ -1,0 +1,244 @@
+"""The search-space plugin interface, and how spaces are found.
+
+A space is one class: the Candidate schema that validates every proposal (an LLM's included),
+what the agent is told about it, a reference candidate (generation 0, the yardstick of fitness),
+a way for Optuna samplers to draw from it, the suite a candidate is scored on, and `evaluate`,
+which runs on a Ray worker.
+
+Spaces are found by name through the entry point group `autorec.search_spaces`, or by path as
+`path/to/file.py:ClassName`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+import optuna
+import pydantic
+
+from autorec.errors import AutorecError, ConfigError, UnknownNameError
+
+ENTRY_POINT_GROUP = "autorec.search_spaces"
+
+
+class SpaceError(AutorecError):
+    """A space that cannot be loaded: a file that does not import, a class that is not a space."""
+
+
+class InvalidCandidate(AutorecError):
+    """A proposal that does not fit the space's Candidate schema."""
+
+
+class Objective(pydantic.BaseModel):
+    """One raw quantity a candidate is judged on, read from the evaluation metrics by `name`."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    direction: Literal["max", "min"]
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteMember:
+    """One (model, dataset, task) on which every candidate is scored: one Ray Tune trial.
+
+    `model` may be CANDIDATE_MODEL when the candidate itself chooses the model family.
+    """
+
+    model: str
+    dataset: str
+    task: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.dataset}/{self.task}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "dataset": self.dataset, "task": self.task,
+                "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SuiteMember":
+        return cls(values["model"], values["dataset"], values["task"],
+                   tuple(sorted(dict(values.get("options") or {}).items())))
+
+
+CANDIDATE_MODEL = "candidate"
+
+Report = Callable[[dict[str, float]], None]
+
+
+class SpaceOptions(pydantic.BaseModel):
+    """What a user chooses about a space from the command line or the search YAML."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    dataset: str = "ml-100k"
+    task: Literal["ctr", "sequential"] | None = None
+    settings: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="space-specific settings, e.g. epochs per evaluation"
+    )
+
+
+class SearchSpace(abc.ABC):
+    """Subclass this, set the class variables, implement the six methods."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    Candidate: ClassVar[type[pydantic.BaseModel]]
+    objectives: ClassVar[list[Objective]]
+    # Metrics that must be true (non-zero) for a candidate to count, e.g. a kernel's correctness.
+    gates: ClassVar[list[str]] = []
+
+    def __init__(self, options: SpaceOptions | None = None):
+        self.options = options or SpaceOptions()
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """What the agent is told about this space: the knobs, their meaning, what is good."""
+
+    @abc.abstractmethod
+    def reference(self) -> pydantic.BaseModel:
+        """The baseline candidate (generation 0) every other one is normalised against."""
+
+    @abc.abstractmethod
+    def sample(self, trial: optuna.Trial) -> pydantic.BaseModel:
+        """Draw a candidate through an Optuna trial, so any Optuna sampler can drive the space."""
+
+    @abc.abstractmethod
+    def suite(self) -> list[SuiteMember]:
+        """The members every candidate is evaluated on."""
+
+    @abc.abstractmethod
+    def evaluate(
+        self, candidate: pydantic.BaseModel, member: SuiteMember, report: Report
+    ) -> dict[str, float]:
+        """Train and score `candidate` on `member` (on a Ray worker); return raw metrics.
+
+        `report` may be called with intermediate metrics (each epoch) for progress and time limits.
+        The returned dict must contain every objective's name.
+        """
+
+    # Shared behaviour, not meant to be overridden.
+
+    def validate(self, params: dict[str, Any]) -> pydantic.BaseModel:
+        """The Candidate for `params`, or InvalidCandidate with a readable reason."""
+        if not isinstance(params, dict):
+            raise InvalidCandidate(f"a candidate must be a JSON object, got {type(params).__name__}")
+        try:
+            return self.Candidate.model_validate(params)
+        except pydantic.ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'candidate'}: {e['msg']}"
+                for e in err.errors()
+            )
+            raise InvalidCandidate(problems) from None
+
+    def schema(self) -> dict[str, Any]:
+        """The Candidate's JSON schema: what constrained decoding and the prompts use."""
+        return self.Candidate.model_json_schema()
+
+
+def candidate_hash(params: dict[str, Any]) -> str:
+    """Identity of a candidate: its canonical JSON, so key order and int/float spelling don't matter."""
+    canonical = json.dumps(_canonical(params), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def builtin_spaces() -> dict[str, str]:
+    """Names of the spaces shipped with autorec, and where they live."""
+    return {
+        "architecture": "autorec.search_spaces.architecture:ArchitectureSpace",
+        "embedding_dims": "autorec.search_spaces.embedding_dims:EmbeddingDimsSpace",
+    }
+
+
+def space_names() -> list[str]:
+    names = set(builtin_spaces())
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def load_space_class(spec: str) -> type[SearchSpace]:
+    """A space class from a name ('architecture') or a file ('path/to/file.py:ClassName')."""
+    if ".py:" in spec or spec.endswith(".py"):
+        return _from_file(spec)
+    target = builtin_spaces().get(spec)
+    if target is None:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
+        if not matches:
+            raise UnknownNameError("space", spec, space_names())
+        target = matches[0].value
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # a plugin's import error is the plugin author's to see
+        raise SpaceError(f"space '{spec}': importing {module_name} failed: {err}") from None
+    return _checked(getattr(module, attr, None), f"{module_name}:{attr}")
+
+
+def _from_file(spec: str) -> type[SearchSpace]:
+    path_text, _, class_name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    path = Path(path_text)
+    if not path.is_file():
+        raise SpaceError(f"space file {path} does not exist")
+    module_name = f"autorec_user_space_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as err:
+        sys.modules.pop(module_name, None)
+        raise SpaceError(f"space file {path} does not import: {type(err).__name__}: {err}") from None
+    if not class_name:
+        found = [v for v in vars(module).values()
+                 if isinstance(v, type) and issubclass(v, SearchSpace) and v is not SearchSpace
+                 and v.__module__ == module_name]
+        if len(found) != 1:
+            raise SpaceError(f"space file {path}: name the class as {path}:ClassName")
+        return _checked(found[0], str(path))
+    return _checked(getattr(module, class_name, None), f"{path}:{class_name}")
+
+
+def _checked(cls: Any, where: str) -> type[SearchSpace]:
+    if not (isinstance(cls, type) and issubclass(cls, SearchSpace)):
+        raise SpaceError(f"{where} is not a SearchSpace subclass")
+    missing = [attr for attr in ("name", "Candidate", "objectives") if not hasattr(cls, attr)]
+    if missing:
+        raise SpaceError(f"{where} lacks class attribute(s) {', '.join(missing)}")
+    if getattr(cls, "__abstractmethods__", None):
+        raise SpaceError(
+            f"{where} does not implement {', '.join(sorted(cls.__abstractmethods__))}"
+        )
+    return cls
+
+
+def load_space(spec: str, options: SpaceOptions | dict[str, Any] | None = None) -> SearchSpace:
+    cls = load_space_class(spec)
+    if isinstance(options, dict):
+        try:
+            options = SpaceOptions.model_validate(options)
+        except pydantic.ValidationError as err:
+            raise ConfigError(f"space options: {err.errors()[0]['msg']}") from None
+    return cls(options)
