@@ -63,8 +63,8 @@ def search(
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} evaluations"),
-        TextColumn("best fitness {task.fields[best]}"),
+        TextColumn("{task.completed}/{task.total} evals"),
+        TextColumn("best {task.fields[best]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -74,8 +74,9 @@ def search(
     bar = progress.add_task("search", total=search_config.budget, best="-")
 
     def started(driver) -> None:
-        progress.update(bar, description=archive.get_run(driver.run_id).name,
-                        completed=driver.evaluations_finished)
+        if not as_json:
+            console.print(f"run [bold]{archive.get_run(driver.run_id).name}[/] in {archive.location}")
+        progress.update(bar, completed=driver.evaluations_finished)
 
     def update(driver) -> None:
         best = "-" if driver.best_fitness is None else f"{driver.best_fitness:+.4f}"

@@ -120,7 +120,7 @@ class SearchDriver:
         result = result or {}
         status, metrics, message = self._outcome(result, error)
         if status == "pending":  # stopped by the search's own time budget: not the candidate's fault
-            self.archive.requeue_running(self.run_id)
+            self.archive.requeue_running(self.run_id, evaluation_ids=[evaluation_id])
             return
         evaluation = self.archive.finish_evaluation(
             evaluation_id, status, metrics=metrics, error=message, node=result.get(NODE)

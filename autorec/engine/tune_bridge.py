@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from ray.tune.search import Searcher
+
 from autorec.engine.driver import FINISHED, SearchDriver
 from autorec.engine.worker import evaluate_trial
 from autorec.errors import AutorecError
@@ -20,39 +22,55 @@ from autorec.errors import AutorecError
 # Tune writes CSV/JSON/TensorBoard logs of every trial by default; the archive is our record.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Tune's newer console output prints a configuration box even at verbose=0; the CLI has its own.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 class RayError(AutorecError):
     """Ray could not be started or reached."""
 
 
-def _searcher_class():
-    from ray.tune.search import Searcher
+_DRIVERS: dict[int, SearchDriver] = {}
 
-    class AutorecSearcher(Searcher):
-        def __init__(self, driver: SearchDriver):
-            super().__init__(metric=None, mode=None)
-            self.driver = driver
 
-        # Tune swallows or wraps what a searcher raises; the driver keeps it and the engine
-        # raises it again once Tune has stopped.
-        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-            if self.driver.fatal is not None:
-                return Searcher.FINISHED
-            try:
-                step = self.driver.next_trial(trial_id)
-            except Exception as err:  # noqa: BLE001
-                self.driver.fatal = err
-                return Searcher.FINISHED
-            return Searcher.FINISHED if step == FINISHED else step
+class AutorecSearcher(Searcher):
+    """Forwards Tune's two questions to the driver: what next, and what came of it."""
 
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            try:
-                self.driver.complete(trial_id, result, error)
-            except Exception as err:  # noqa: BLE001
-                self.driver.fatal = err
+    def __init__(self, driver: SearchDriver):
+        super().__init__(metric=None, mode=None)
+        self.driver = driver
 
-    return AutorecSearcher
+    # Tune pickles its config, searcher included, to save experiment state. The driver (an
+    # archive, a proposer, a progress bar) stays in this process: a pickled searcher carries only
+    # a key to it. The archive, not Tune's state, is what a resumed search reads.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        _DRIVERS[id(self.driver)] = state.pop("driver")
+        state["_driver_key"] = id(self.driver)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.driver = _DRIVERS.get(state.pop("_driver_key"))
+        self.__dict__.update(state)
+
+    # Tune swallows or wraps what a searcher raises; the driver keeps it and run_tune raises it
+    # again once Tune has stopped.
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.driver.fatal is not None:
+            return Searcher.FINISHED
+        try:
+            step = self.driver.next_trial(trial_id)
+        except Exception as err:  # noqa: BLE001
+            self.driver.fatal = err
+            return Searcher.FINISHED
+        return Searcher.FINISHED if step == FINISHED else step
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        try:
+            self.driver.complete(trial_id, result, error)
+        except Exception as err:  # noqa: BLE001
+            self.driver.fatal = err
 
 
 def start_ray(address: str | None, cpus: int) -> None:
@@ -95,7 +113,7 @@ def run_tune(driver: SearchDriver) -> None:
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_searcher_class()(driver),
+            search_alg=AutorecSearcher(driver),
             num_samples=-1,
             max_concurrent_trials=config.workers,
             reuse_actors=True,
