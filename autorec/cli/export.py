@@ -13,7 +13,7 @@ from autorec.errors import ConfigError
 
 
 def export(
-    candidate_id: Optional[int] = typer.Argument(None, metavar="[ID]", help="candidate id"),
+    candidate_id: Optional[int] = typer.Argument(None, metavar="ID", help="candidate id"),
     best: bool = typer.Option(False, "--best", help="the run's fittest candidate instead of an ID"),
     run: Optional[str] = typer.Option(None, "--run", "-r", help="run name or id for --best (default: the latest)"),
     member: Optional[str] = typer.Option(
