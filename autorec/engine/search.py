@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from autorec.agents import load_proposer
+from autorec.agents import Proposer, load_proposer
 from autorec.archive import Archive
 from autorec.engine.driver import SearchDriver
 from autorec.errors import ConfigError
@@ -45,7 +45,9 @@ def run_search(
     resume_run_id: int | None = None,
     on_progress: Callable[[SearchDriver], None] | None = None,
     on_start: Callable[[SearchDriver], None] | None = None,
+    proposer: Proposer | None = None,
 ) -> SearchOutcome:
+    """Run (or resume) a search to its end; `proposer` replaces the one `config` names."""
     from autorec.engine.tune_bridge import run_tune
 
     space = load_space(
@@ -54,7 +56,8 @@ def run_search(
     )
     if not space.suite():
         raise ConfigError(f"space '{config.space}' has an empty suite")
-    proposer = load_proposer(config.proposer, space, config.seed, **config.proposer_options)
+    if proposer is None:
+        proposer = load_proposer(config.proposer, space, config.seed, **config.proposer_options)
     if resume_run_id is None:
         run = archive.create_run(
             config.space, config.proposer, name=config.run_name, space_version=space.version,

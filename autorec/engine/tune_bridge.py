@@ -93,7 +93,7 @@ def start_ray(address: str | None, cpus: int) -> None:
             kwargs["_temp_dir"] = temp_dir
     try:
         ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, OSError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise RayError(f"could not start or reach {where}: {err}") from None
 

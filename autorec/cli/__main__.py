@@ -1,0 +1,3 @@
+from autorec.cli import main
+
+main()
