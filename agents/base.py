@@ -17,6 +17,11 @@ class Proposal:
     operator: str  # what made it: "reference", "random", "tpe", "llm:refine", "mutate", ...
     parents: list[int] = dataclasses.field(default_factory=list)  # archive candidate ids
     rationale: str = ""
+    # The LLM calls behind this proposal (agents.llm.base.Completion); the driver stores them.
+    llm_calls: list[Any] = dataclasses.field(default_factory=list)
+    # Set when the proposer already knows the proposal is unusable (a reply that is not JSON):
+    # the driver records it as invalid with this reason and evaluates nothing.
+    error: str | None = None
 
 
 @dataclasses.dataclass

@@ -23,6 +23,8 @@ class SearchConfig(pydantic.BaseModel):
     patience: int | None = pydantic.Field(
         None, ge=1, description="stop after this many finished candidates without a better fitness"
     )
+    max_tokens: int | None = pydantic.Field(None, ge=1, description="LLM tokens, prompts included")
+    max_cost: float | None = pydantic.Field(None, gt=0, description="LLM cost in the backend's unit")
     workers: int = pydantic.Field(1, ge=1, le=1024, description="concurrent trials")
     threads: int = pydantic.Field(1, ge=1, le=256, description="torch threads (and CPUs) per trial")
     eval_time_limit: float | None = pydantic.Field(
@@ -34,8 +36,12 @@ class SearchConfig(pydantic.BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _some_termination(self) -> "SearchConfig":
-        if self.budget is None and self.max_time is None and self.patience is None:
-            raise ValueError("set at least one of budget, max_time, patience: a search must end")
+        limits = (self.budget, self.max_time, self.patience, self.max_tokens, self.max_cost)
+        if all(limit is None for limit in limits):
+            raise ValueError(
+                "set at least one of budget, max_time, patience, max_tokens, max_cost: "
+                "a search must end"
+            )
         return self
 
 

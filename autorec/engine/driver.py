@@ -47,6 +47,9 @@ class SearchDriver:
         self.running: dict[str, int] = {}  # Tune trial id -> evaluation id
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None  # raised again by the engine after Tune stops
+        totals = archive.llm_totals(run_id)
+        self.tokens_used = int(totals.get("tokens_in", 0) + totals.get("tokens_out", 0))
+        self.cost_used = float(totals.get("cost", 0.0))
         self.empty_rounds = 0
         self.best_fitness: float | None = None
         self.since_improvement = 0
@@ -220,6 +223,10 @@ class SearchDriver:
             return f"time limit of {config.max_time:g} s reached"
         if config.patience is not None and self.since_improvement >= config.patience:
             return f"no better fitness in {config.patience} candidates"
+        if config.max_tokens is not None and self.tokens_used >= config.max_tokens:
+            return f"LLM token budget of {config.max_tokens} used"
+        if config.max_cost is not None and self.cost_used >= config.max_cost:
+            return f"LLM cost budget of {config.max_cost:g} used"
         return None
 
     def _propose(self) -> None:
@@ -241,24 +248,42 @@ class SearchDriver:
 
     def _admit(self, proposal: Proposal, generation: int | None = None) -> int | None:
         """Record a proposal; queue its suite when it is valid and new. Returns its id if queued."""
-        try:
-            candidate = self.space.validate(proposal.params)
-        except InvalidCandidate as err:
-            self.archive.add_candidate(
-                self.run_id, proposal.params, parents=proposal.parents, operator=proposal.operator,
-                rationale=proposal.rationale, status="invalid", error=str(err),
+        error = proposal.error
+        candidate = None
+        if error is None:
+            try:
+                candidate = self.space.validate(proposal.params)
+            except InvalidCandidate as err:
+                error = str(err)
+        if candidate is None:
+            params = proposal.params if isinstance(proposal.params, dict) else {"raw": proposal.params}
+            row = self.archive.add_candidate(
+                self.run_id, params, parents=proposal.parents, operator=proposal.operator,
+                rationale=proposal.rationale, status="invalid", error=error,
             )
+            self._record_llm_calls(proposal, row.id)
             return None
         row = self.archive.add_candidate(
             self.run_id, candidate.model_dump(mode="json"), parents=proposal.parents,
             operator=proposal.operator, generation=generation, rationale=proposal.rationale,
         )
+        self._record_llm_calls(proposal, row.id)
         if row.status == "duplicate":
             return None
         evaluations = self.archive.add_evaluations(row.id, list(self.members.values()))
         self.queue.extend(e.id for e in evaluations)
         self._created += len(evaluations)
         return row.id
+
+    def _record_llm_calls(self, proposal: Proposal, candidate_id: int) -> None:
+        for call in proposal.llm_calls:
+            self.archive.record_llm_call(
+                self.run_id, call.backend, call.model, call.prompt, call.text,
+                candidate_id=candidate_id, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
+                latency_s=call.latency_s, cost=call.cost, error=call.error,
+            )
+            self.tokens_used += call.tokens_in + call.tokens_out
+            self.cost_used += call.cost
 
     def _context(self) -> ProposalContext:
         summaries = [
