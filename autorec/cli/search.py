@@ -25,6 +25,8 @@ def search(
     max_time: Optional[float] = typer.Option(None, "--max-time", help="seconds of wall time"),
     patience: Optional[int] = typer.Option(None, "--patience", help="stop after N candidates without a better one"),
     eval_time_limit: Optional[float] = typer.Option(None, "--eval-time-limit", help="seconds per evaluation"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="stop after this many LLM tokens"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop after this LLM cost"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     run_name: Optional[str] = typer.Option(None, "--run-name"),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue the run with this name or id"),
@@ -42,7 +44,8 @@ def search(
     flags = {
         "space": space, "dataset": dataset, "task": task, "proposer": proposer, "budget": budget,
         "workers": workers, "threads": threads, "max_time": max_time, "patience": patience,
-        "eval_time_limit": eval_time_limit, "seed": seed, "run_name": run_name,
+        "eval_time_limit": eval_time_limit, "max_tokens": max_tokens, "max_cost": max_cost,
+        "seed": seed, "run_name": run_name,
         "ray_address": ray_address,
     }
     given = {k: v for k, v in flags.items() if v is not None}

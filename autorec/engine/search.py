@@ -13,8 +13,8 @@ from autorec.search_config import SearchConfig
 from autorec.space import SpaceOptions, load_space
 
 # What a resumed search may change: how it runs, not what it searches.
-RESUMABLE_OVERRIDES = ("budget", "max_time", "patience", "workers", "threads", "ray_address",
-                       "eval_time_limit")
+RESUMABLE_OVERRIDES = ("budget", "max_time", "patience", "max_tokens", "max_cost", "workers",
+                       "threads", "ray_address", "eval_time_limit")
 
 
 @dataclasses.dataclass
