@@ -27,3 +27,15 @@ class DatasetError(AutorecError):
 
 class TrainingError(AutorecError):
     """Training that cannot go on: a NaN loss, an empty split."""
+
+
+def describe_validation_error(error, whole: str = "value") -> str:
+    """A pydantic ValidationError as one line: 'field: problem; other: problem'.
+
+    `whole` names the thing when an error is about the object itself rather than one field.
+    """
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or whole
+        problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)

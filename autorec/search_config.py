@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from autorec.errors import ConfigError
+from autorec.errors import ConfigError, describe_validation_error
 
 
 class SearchConfig(pydantic.BaseModel):
@@ -49,7 +49,4 @@ def build_search_config(values: dict[str, Any], source: str) -> SearchConfig:
     try:
         return SearchConfig.model_validate(values)
     except pydantic.ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(err, 'config')}") from None

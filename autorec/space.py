@@ -15,7 +15,6 @@ import abc
 import dataclasses
 import hashlib
 import importlib.util
-import json
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any, Callable, ClassVar, Literal
 import optuna
 import pydantic
 
-from autorec.errors import AutorecError, ConfigError, UnknownNameError
+from autorec.archive.tables import params_hash
+from autorec.errors import AutorecError, ConfigError, UnknownNameError, describe_validation_error
 
 ENTRY_POINT_GROUP = "autorec.search_spaces"
 
@@ -138,11 +138,7 @@ class SearchSpace(abc.ABC):
         try:
             return self.Candidate.model_validate(params)
         except pydantic.ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'candidate'}: {e['msg']}"
-                for e in err.errors()
-            )
-            raise InvalidCandidate(problems) from None
+            raise InvalidCandidate(describe_validation_error(err, "candidate")) from None
 
     def schema(self) -> dict[str, Any]:
         """The Candidate's JSON schema: what constrained decoding and the prompts use."""
@@ -150,19 +146,13 @@ class SearchSpace(abc.ABC):
 
 
 def candidate_hash(params: dict[str, Any]) -> str:
-    """Identity of a candidate: its canonical JSON, so key order and int/float spelling don't matter."""
-    canonical = json.dumps(_canonical(params), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    """Identity of a candidate: the archive's hash of its params as canonical JSON.
 
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
+    Hash validated params (`Candidate.model_dump(mode="json")`): validation is what makes `1` and
+    `1.0` the same value. Proposers and the archive share this one function, so a proposer's
+    bookkeeping always matches the archive's dedupe.
+    """
+    return params_hash(params)
 
 
 def builtin_spaces() -> dict[str, str]:
@@ -240,5 +230,5 @@ def load_space(spec: str, options: SpaceOptions | dict[str, Any] | None = None) 
         try:
             options = SpaceOptions.model_validate(options)
         except pydantic.ValidationError as err:
-            raise ConfigError(f"space options: {err.errors()[0]['msg']}") from None
+            raise ConfigError(f"space options: {describe_validation_error(err)}") from None
     return cls(options)

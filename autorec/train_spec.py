@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from autorec.errors import ConfigError
+from autorec.errors import ConfigError, describe_validation_error
 
 
 class TrainSpec(pydantic.BaseModel):
@@ -45,7 +45,4 @@ def validate_spec(values: dict[str, Any], source: str) -> TrainSpec:
     try:
         return TrainSpec.model_validate(values)
     except pydantic.ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(err, 'config')}") from None

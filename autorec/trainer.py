@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from autorec.data.features import CTRData, SequentialData, pad_left
-from autorec.errors import ConfigError, TrainingError
+from autorec.errors import ConfigError, TrainingError, describe_validation_error
 from autorec.metrics import auc, logloss, ranking_metrics, target_ranks
 from autorec.models import MODELS, CTRModel, SequentialModel, model_class
 
@@ -97,10 +97,7 @@ def _validated(schema: type[pydantic.BaseModel], values: dict[str, Any], what: s
     try:
         return schema.model_validate(values)
     except pydantic.ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in err.errors()
-        )
-        raise ConfigError(f"invalid {what} config: {problems}") from None
+        raise ConfigError(f"invalid {what} config: {describe_validation_error(err, what)}") from None
 
 
 def build_model(name: str, data: CTRData | SequentialData, model_config: Any) -> nn.Module:

@@ -98,7 +98,7 @@ def run(proposer, space, evaluations):
 def test_registry_names_and_errors():
     assert {"random", "tpe"} <= set(proposer_names())
     assert PROPOSERS["tpe"].name == "tpe"
-    with pytest.raises(UnknownNameError, match="known: random, tpe"):
+    with pytest.raises(UnknownNameError, match="unknown proposer .no-such-proposer.; known: .*random.*tpe"):
         load_proposer("no-such-proposer", Bowl())
     with pytest.raises(ConfigError, match="n_startup"):
         load_proposer("random", Bowl(), n_startup_trials=3)
