@@ -120,16 +120,18 @@ def member_training(
 ) -> tuple[str, dict[str, Any]]:
     """(model, flat trainer settings) with which `space.evaluate` trains `candidate` on `member`.
 
-    A space says so itself with a method ``trainer_settings(candidate, member) -> dict``; the
-    built-in spaces that lack one are mapped here the way their `evaluate` builds settings.
+    A space says so with a method ``trainer_settings(candidate, member) -> dict``, the one its
+    own `evaluate` uses, so an export always matches what was evaluated.
     """
     from autorec.space import CANDIDATE_MODEL
 
     hook = getattr(space, "trainer_settings", None)
-    if callable(hook):
-        settings = dict(hook(candidate, member))
-    else:
-        settings = _builtin_settings(space, candidate, member)
+    if not callable(hook):
+        raise ExportError(
+            f"space '{space.name}' does not say how it trains a candidate: give it a method "
+            "trainer_settings(candidate, member) returning the flat trainer settings"
+        )
+    settings = dict(hook(candidate, member))
     model = member.model
     if model == CANDIDATE_MODEL:
         model = getattr(candidate, "model", None)
@@ -137,35 +139,6 @@ def member_training(
             raise ExportError(f"space '{space.name}': the suite leaves the model to the candidate, "
                               "but the candidate has no `model` field")
     return model, settings
-
-
-def _builtin_settings(
-    space: SearchSpace, candidate: pydantic.BaseModel, member: SuiteMember
-) -> dict[str, Any]:
-    from autorec.search_spaces.architecture import ArchitectureSpace
-    from autorec.search_spaces.embedding_dims import (
-        DEFAULT_EPOCHS,
-        REFERENCE_DIM,
-        EmbeddingDimsSpace,
-    )
-
-    if isinstance(space, ArchitectureSpace):
-        settings = candidate.trainer_settings()
-        overlay = ("threads", "seed", "patience", "max_seconds")
-    elif isinstance(space, EmbeddingDimsSpace):
-        settings = {
-            "field_dims": candidate.field_dims(),
-            "embedding_dim": REFERENCE_DIM,
-            "epochs": space.settings.get("epochs", DEFAULT_EPOCHS),
-        }
-        overlay = ("lr", "batch_size", "threads", "seed", "patience", "max_seconds")
-    else:
-        raise ExportError(
-            f"space '{space.name}' does not say how it trains a candidate: give it a method "
-            "trainer_settings(candidate, member) returning the flat trainer settings"
-        )
-    settings.update({k: space.settings[k] for k in overlay if k in space.settings})
-    return settings
 
 
 def _spec(

@@ -382,12 +382,18 @@ class ArchitectureSpace(SearchSpace):
                 f"candidate's ('{candidate.model}')"
             )
         data = load_dataset(member.dataset).task(member.task, **dict(member.options))
+        result = train_model(
+            candidate.model, data, self.trainer_settings(candidate, member), on_epoch=report
+        )
+        return training_metrics(result)
+
+    def trainer_settings(self, candidate: pydantic.BaseModel, member: SuiteMember) -> dict[str, Any]:
+        """The flat `train_model` settings `evaluate` uses (and `autorec export` writes)."""
         settings = candidate.trainer_settings()
         for key in ("threads", "seed", "patience", "max_seconds"):
             if key in self.settings:
                 settings[key] = self.settings[key]
-        result = train_model(candidate.model, data, settings, on_epoch=report)
-        return training_metrics(result)
+        return settings
 
     # Spaces travel to Ray workers: the run-time Candidate class is rebuilt, not pickled.
 

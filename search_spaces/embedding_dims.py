@@ -225,6 +225,13 @@ class EmbeddingDimsSpace(SearchSpace):
 
         candidate = self.validate(candidate.model_dump())
         data = load_dataset(member.dataset).task("ctr", **dict(member.options))
+        result = train_model(
+            member.model, data, self.trainer_settings(candidate, member), on_epoch=report
+        )
+        return training_metrics(result)
+
+    def trainer_settings(self, candidate: pydantic.BaseModel, member: SuiteMember) -> dict[str, Any]:
+        """The flat `train_model` settings `evaluate` uses (and `autorec export` writes)."""
         settings: dict[str, Any] = {
             "field_dims": candidate.field_dims(),
             "embedding_dim": REFERENCE_DIM,
@@ -233,8 +240,7 @@ class EmbeddingDimsSpace(SearchSpace):
         for key in ("lr", "batch_size", "threads", "seed", "patience", "max_seconds"):
             if key in self.settings:
                 settings[key] = self.settings[key]
-        result = train_model(member.model, data, settings, on_epoch=report)
-        return training_metrics(result)
+        return settings
 
     # Spaces travel to Ray workers: the run-time Candidate class is rebuilt, not pickled.
 
