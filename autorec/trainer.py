@@ -87,7 +87,7 @@ def split_settings(
             f"unknown setting(s) {', '.join(unknown)} for model '{name}'; "
             f"model keys: {', '.join(sorted(model_keys))}; train keys: {', '.join(sorted(train_keys))}"
         )
-    train_values = {**TASK_TRAIN_DEFAULTS[task], **getattr(cls, "train_defaults", {})}
+    train_values = {**TASK_TRAIN_DEFAULTS[task], **cls.train_defaults}
     train_values.update({k: v for k, v in settings.items() if k in train_keys})
     model_values = {k: v for k, v in settings.items() if k in model_keys}
     return _validated(cls.Config, model_values, name), _validated(TrainConfig, train_values, "train")

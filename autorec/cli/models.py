@@ -32,7 +32,7 @@ def show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     rows = []
     for scope, schema, overrides in (
         ("model", cls.Config, {}),
-        ("train", TrainConfig, {**TASK_TRAIN_DEFAULTS[task], **getattr(cls, "train_defaults", {})}),
+        ("train", TrainConfig, {**TASK_TRAIN_DEFAULTS[task], **cls.train_defaults}),
     ):
         for key, field in schema.model_fields.items():
             default = overrides.get(key, field.get_default(call_default_factory=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pydantic
 import torch
@@ -43,6 +43,8 @@ class CTRModel(nn.Module, abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type[CTRModelConfig]] = CTRModelConfig
     trainable: ClassVar[bool] = True  # False for statistics baselines that need no optimiser
+    # TrainConfig values this model trains best with; a user's settings still win.
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, features: list[Feature], config: CTRModelConfig):
         super().__init__()
@@ -66,6 +68,7 @@ class SequentialModel(nn.Module, abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type[SequentialModelConfig]] = SequentialModelConfig
     trainable: ClassVar[bool] = True
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, num_items: int, max_len: int, config: SequentialModelConfig):
         super().__init__()

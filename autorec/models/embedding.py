@@ -39,6 +39,9 @@ class FieldEmbedding(nn.Module):
         self.dims: dict[str, int] = {}
         self.tables = nn.ModuleDict()
         for feature in features:
+            if "." in feature.name:
+                # nn.ModuleDict keys cannot hold dots; say so instead of failing deep in torch.
+                raise ConfigError(f"field name '{feature.name}' contains '.'; rename the column")
             if not feature.owns_table:
                 continue
             dim = field_dims.get(feature.name, embedding_dim)
@@ -81,7 +84,7 @@ class FieldEmbedding(nn.Module):
     def pooled(self, batch: dict[str, torch.Tensor], names: list[str] | None = None) -> list[torch.Tensor]:
         """One [B, d_f] vector per field; sequences are mean-pooled over their non-padding items."""
         out = []
-        for name in names or self.names:
+        for name in self.names if names is None else names:
             vectors = self.lookup(batch, name)
             if self.features[name].kind == FeatureKind.SEQUENCE:
                 vectors = masked_mean(vectors, batch[name] != 0)
