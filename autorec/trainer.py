@@ -36,6 +36,10 @@ class TrainConfig(pydantic.BaseModel):
     seed: int = pydantic.Field(0, ge=0)
     threads: int | None = pydantic.Field(None, ge=1, le=256, description="torch threads; None keeps torch's")
     eval_batch_size: int = pydantic.Field(4096, ge=1, le=1 << 20)
+    device: str = pydantic.Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$",
+        description="where to train: auto (cuda when available), cpu, cuda, cuda:N, mps",
+    )
     max_seconds: float | None = pydantic.Field(
         None, gt=0, description="stop training after this long and keep the best epoch so far"
     )
@@ -126,9 +130,11 @@ def train_model(
     _seed_everything(train_config.seed)
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
+    device = resolve_device(train_config.device)
     model = build_model(name, data, model_config)
     model.prepare(data)
-    loop = _CTRLoop(model, data) if task == "ctr" else _SequentialLoop(model, data)
+    model.to(device)
+    loop = (_CTRLoop if task == "ctr" else _SequentialLoop)(model, data, device)
 
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
@@ -184,6 +190,21 @@ def train_model(
     )
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks the GPU when torch sees one; asking for a missing device is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' asked for, but this torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for, but this torch has no MPS backend")
+    return torch.device(name)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -191,8 +212,8 @@ def _seed_everything(seed: int) -> None:
 
 
 class _CTRLoop:
-    def __init__(self, model: CTRModel, data: CTRData):
-        self.model, self.data = model, data
+    def __init__(self, model: CTRModel, data: CTRData, device: torch.device):
+        self.model, self.data, self.device = model, data, device
         self.loss_fn = nn.BCEWithLogitsLoss()
 
     def rows(self, split: str) -> int:
@@ -206,8 +227,8 @@ class _CTRLoop:
         total, count = 0.0, 0
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
-            logits = self.model(split.batch(index))
-            loss = self.loss_fn(logits, split.label[index])
+            logits = self.model(_to(split.batch(index), self.device))
+            loss = self.loss_fn(logits, split.label[index].to(self.device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -221,7 +242,7 @@ class _CTRLoop:
         split = getattr(self.data, split_name)
         logits = torch.cat(
             [
-                self.model(split.batch(slice(b, b + batch_size)))
+                self.model(_to(split.batch(slice(b, b + batch_size)), self.device)).cpu()
                 for b in range(0, len(split), batch_size)
             ]
         ) if len(split) else torch.empty(0)
@@ -230,8 +251,8 @@ class _CTRLoop:
 
 
 class _SequentialLoop:
-    def __init__(self, model: SequentialModel, data: SequentialData):
-        self.model, self.data = model, data
+    def __init__(self, model: SequentialModel, data: SequentialData, device: torch.device):
+        self.model, self.data, self.device = model, data, device
         usable = [seq.tolist() for seq in data.train if len(seq) >= 2]
         if not usable:
             raise TrainingError(f"{data.dataset}: no training sequence has two items")
@@ -247,7 +268,9 @@ class _SequentialLoop:
         total, count = 0.0, 0
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
-            loss = self.model.loss(self.inputs[index], self.targets[index])
+            loss = self.model.loss(
+                self.inputs[index].to(self.device), self.targets[index].to(self.device)
+            )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -263,7 +286,7 @@ class _SequentialLoop:
         seen = getattr(self.data, f"{split}_seen")
         filtered, unfiltered = [], []
         for b in range(0, len(targets), batch_size):
-            logits = self.model.score(history[b : b + batch_size])
+            logits = self.model.score(history[b : b + batch_size].to(self.device)).cpu()
             filtered.append(target_ranks(logits, targets[b : b + batch_size], seen[b : b + batch_size]))
             unfiltered.append(target_ranks(logits, targets[b : b + batch_size]))
         metrics = ranking_metrics(torch.cat(filtered), k=10)
