@@ -26,7 +26,7 @@ def train(
     from autorec.data import load_dataset
     from autorec.models import MODELS, model_class
     from autorec.train_spec import read_config_file, validate_spec
-    from autorec.trainer import train_model
+    from autorec.trainer import split_settings, train_model
 
     values = read_config_file(config) if config else {}
     source = config or "command line"
@@ -43,6 +43,7 @@ def train(
         raise ConfigError(f"model '{spec.model}' is a {model_task} model, not {spec.task}")
     if spec.split and model_task != "ctr":
         raise ConfigError("--split applies to the ctr task only")
+    split_settings(spec.model, spec.settings, model_task)  # bad settings fail before data loads
     options = {"split": spec.split} if spec.split else {}
     data = load_dataset(spec.dataset).task(model_task, **options)
 
