@@ -47,7 +47,9 @@ PROPOSERS = ProposerRegistry(
     {
         "random": "autorec.agents.optuna_proposers:RandomProposer",
         "tpe": "autorec.agents.optuna_proposers:TPEProposer",
-        # "agent", "best-of-n" and "portfolio" join here.
+        "agent": "autorec.agents.portfolio:AgentProposer",
+        "best-of-n": "autorec.agents.best_of_n:BestOfNProposer",
+        "portfolio": "autorec.agents.portfolio:PortfolioProposer",
     }
 )
 

@@ -16,7 +16,7 @@ class SearchConfig(pydantic.BaseModel):
     dataset: str = "ml-100k"
     task: Literal["ctr", "sequential"] | None = None
     space_settings: dict[str, Any] = pydantic.Field(default_factory=dict)
-    proposer: str = "tpe"
+    proposer: str = pydantic.Field("agent", description="agent, tpe, random, best-of-n, portfolio")
     proposer_options: dict[str, Any] = pydantic.Field(default_factory=dict)
     budget: int | None = pydantic.Field(20, ge=1, description="evaluations, the reference's included")
     max_time: float | None = pydantic.Field(None, gt=0, description="seconds of wall time")

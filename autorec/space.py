@@ -139,6 +139,9 @@ class SearchSpace(abc.ABC):
             return self.Candidate.model_validate(params)
         except pydantic.ValidationError as err:
             raise InvalidCandidate(describe_validation_error(err, "candidate")) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            # A space's own validator tripping over odd input must not stop a search.
+            raise InvalidCandidate(f"{type(err).__name__}: {err}") from None
 
     def schema(self) -> dict[str, Any]:
         """The Candidate's JSON schema: what constrained decoding and the prompts use."""

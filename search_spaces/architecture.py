@@ -95,7 +95,7 @@ class ArchitectureCandidate(pydantic.BaseModel):
         if not isinstance(values, dict):
             return values
         model = values.get("model", cls.model_fields["model"].default)
-        if model not in USES:
+        if not isinstance(model, str) or model not in USES:
             return values  # the Literal check reports it
         used = set(USES[model])
         if "mlp_depth" in used and values.get("mlp_depth") == 0:

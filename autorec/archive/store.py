@@ -265,9 +265,12 @@ class Archive:
                 error=error,
             )
             if original is not None:
-                candidate.status = CandidateStatus.DUPLICATE.value
                 candidate.duplicate_of = original.id
-                candidate.error = f"duplicate of candidate {original.id}"
+                # A repeated invalid proposal stays invalid with its own reason: the reason is
+                # what the proposer (and the person reading the archive) needs to see.
+                if status != CandidateStatus.INVALID.value:
+                    candidate.status = CandidateStatus.DUPLICATE.value
+                    candidate.error = f"duplicate of candidate {original.id}"
             s.add(candidate)
         return candidate
 

@@ -18,7 +18,15 @@ def search(
     space: Optional[str] = typer.Option(None, "--space", help="space name or path/to/file.py:Class"),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="ctr or sequential"),
-    proposer: Optional[str] = typer.Option(None, "--proposer", "-p", help="tpe, random, ..."),
+    proposer: Optional[str] = typer.Option(
+        None, "--proposer", "-p", help="agent (default), tpe, random, best-of-n, portfolio"
+    ),
+    llm: Optional[str] = typer.Option(
+        None, "--llm", help="the agent's LLM: local (embedded SmolLM2) or openai:MODEL"
+    ),
+    llm_base_url: Optional[str] = typer.Option(
+        None, "--llm-base-url", help="OpenAI-compatible server URL (key from OPENAI_API_KEY)"
+    ),
     budget: Optional[int] = typer.Option(None, "--budget", "-n", help="evaluations, the reference's included"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="concurrent trials"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads per trial"),
@@ -50,16 +58,22 @@ def search(
     }
     given = {k: v for k, v in flags.items() if v is not None}
     space_settings = parse_assignments(assignments)
+    # Only the LLM's name and URL reach the archive's run config; a key stays in the environment.
+    llm_options = {k: v for k, v in {"llm": llm, "llm_base_url": llm_base_url}.items() if v}
     archive = open_archive(db, create=True)
     if resume:
-        if config or space_settings:
-            raise ConfigError("--resume continues a run with its stored config; drop --config and --set")
+        if config or space_settings or llm_options:
+            raise ConfigError(
+                "--resume continues a run with its stored config; drop --config, --set and --llm"
+            )
         run_id, search_config = resumed_config(archive, resume, given)
     else:
         values = read_config_file(config) if config else {}
         values.update(given)
         if space_settings:
             values["space_settings"] = {**values.get("space_settings", {}), **space_settings}
+        if llm_options:
+            values["proposer_options"] = {**values.get("proposer_options", {}), **llm_options}
         search_config = build_search_config(values, config or "command line")
         run_id = None
 

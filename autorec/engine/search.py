@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable
 
 from autorec.agents import Proposer, load_proposer
@@ -24,6 +25,20 @@ class SearchOutcome:
     stop_reason: str | None
     evaluations: int
     best_fitness: float | None
+
+
+def _share_cores_with_workers(config: SearchConfig) -> None:
+    """The driver's own torch work (a local LLM) gets the cores local trials leave free.
+
+    Without this, torch in the driver and in every worker each take all cores and a local LLM
+    call runs several times slower (measured: 25-60 s per proposal became 115-270 s).
+    """
+    if config.ray_address:
+        return
+    import torch
+
+    free = (os.cpu_count() or 1) - config.workers * config.threads
+    torch.set_num_threads(max(1, free))
 
 
 def resumed_config(archive: Archive, run_name: str, overrides: dict) -> tuple[int, SearchConfig]:
@@ -56,6 +71,7 @@ def run_search(
     )
     if not space.suite():
         raise ConfigError(f"space '{config.space}' has an empty suite")
+    _share_cores_with_workers(config)
     if proposer is None:
         proposer = load_proposer(config.proposer, space, config.seed, **config.proposer_options)
     if resume_run_id is None:

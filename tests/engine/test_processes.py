@@ -87,7 +87,8 @@ def test_kill_9_then_resume(tmp_path, bowl, short_tmp):
 def test_two_searches_on_one_archive(tmp_path, bowl, short_tmp):
     db = tmp_path / "runs.db"
     searches = [
-        _search(["--space", bowl, "--budget", "10", "--workers", "1", "--run-name", name,
+        _search(["--space", bowl, "--proposer", "random", "--budget", "10", "--workers", "1",
+                 "--run-name", name,
                  "--db", str(db), "--json"], f"{short_tmp}/{name}")
         for name in ("left", "right")
     ]
@@ -119,7 +120,8 @@ def test_search_on_a_two_node_ray_cluster(tmp_path, bowl, short_tmp):
         subprocess.run([*ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1"],
                        env=env, check=True, capture_output=True, timeout=120)
         db = tmp_path / "runs.db"
-        search = _search(["--space", bowl, "--budget", "6", "--workers", "2", "--run-name",
+        search = _search(["--space", bowl, "--proposer", "tpe", "--budget", "6", "--workers", "2",
+                          "--run-name",
                           "cluster", "--db", str(db), "--ray-address", f"127.0.0.1:{port}",
                           "--set", "delay=0.5", "--json"], short_tmp)
         output, _ = search.communicate(timeout=300)

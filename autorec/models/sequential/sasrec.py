@@ -79,7 +79,8 @@ class SASRec(TiedSequenceModel):
 
     name: ClassVar[str] = "sasrec"
     Config: ClassVar[type[SASRecConfig]] = SASRecConfig
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3}
+    # As good as 1e-3 on ML-100K in about half the epochs.
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3}
 
     def __init__(self, num_items: int, max_len: int, config: SASRecConfig | None = None):
         super().__init__(num_items, max_len, config)
