@@ -33,6 +33,8 @@ class Completion:
 
 class LLMBackend(abc.ABC):
     name: ClassVar[str]
+    # True when decoding itself guarantees schema-valid JSON, so the agent asks for no repairs.
+    constrained: ClassVar[bool] = False
 
     def __init__(self, model: str):
         self.model = model

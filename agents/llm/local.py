@@ -238,44 +238,55 @@ class LocalBackend(LLMBackend):
             generator = torch.Generator().manual_seed(
                 seed if seed is not None else int.from_bytes(os.urandom(4), "little")
             )
-        stop = _stop_ids(tokenizer, model)
-        output: list[int] = []
-        error = None
-        with torch.inference_mode():
-            feed = torch.tensor([prompt_ids])
-            cache = None
-            while True:
-                if len(output) >= max_tokens:
-                    if constraint is not None:
-                        error = f"max_tokens={max_tokens} reached before the JSON document closed"
-                    break
-                result = model(input_ids=feed, past_key_values=cache, use_cache=True)
-                cache = result.past_key_values
-                logits = result.logits[0, -1].float()
-                if constraint is not None:
-                    closing = constraint.stuck or max_tokens - len(output) <= constraint.reserve
-                    constraint.mask_(logits, closing=closing)
-                token = _pick(logits, temperature, generator)
-                if constraint is None and token in stop:
-                    break
-                if constraint is not None:
-                    constraint.consume(token)
-                    if token in stop:
-                        break
-                output.append(token)
-                forced = []
-                if constraint is not None and not constraint.done:
-                    forced = constraint.forced()[: max(0, max_tokens - len(output))]
-                    output.extend(forced)
-                if constraint is not None and constraint.done:
-                    break
-                feed = torch.tensor([[token, *forced]])
+        output, error = _generate(
+            model, prompt_ids, max_tokens=max_tokens, stop=_stop_ids(tokenizer, model),
+            constraint=constraint, pick=lambda logits: _pick(logits, temperature, generator),
+        )  # fmt: skip
         reply = tokenizer.decode(output, skip_special_tokens=True)
         return Completion(
             text=reply, backend=self.name, model=self.model, prompt=list(messages),
             tokens_in=len(prompt_ids), tokens_out=len(output),
             latency_s=time.perf_counter() - start, cost=0.0, error=error,
         )  # fmt: skip
+
+
+def _generate(model, prompt_ids: list[int], *, max_tokens: int, stop: set[int], constraint,
+              pick) -> tuple[list[int], str | None]:  # fmt: skip
+    """Decode up to `max_tokens` tokens after `prompt_ids`, reusing the KV cache. Under a
+    constraint, the tokens it forces are fed in one forward pass. Returns the tokens (no stop
+    token) and, when the JSON document was cut by the budget, why."""
+    import torch
+
+    cut = f"max_tokens={max_tokens} reached before the JSON document closed"
+    output: list[int] = []
+    feed, cache = torch.tensor([prompt_ids]), None
+    with torch.inference_mode():
+        while len(output) < max_tokens:
+            result = model(input_ids=feed, past_key_values=cache, use_cache=True)
+            cache = result.past_key_values
+            logits = result.logits[0, -1].float()
+            if constraint is None:
+                token = pick(logits)
+                if token in stop:
+                    return output, None
+                output.append(token)
+                feed = torch.tensor([[token]])
+                continue
+            closing = constraint.stuck or max_tokens - len(output) <= constraint.reserve
+            token = pick(constraint.mask_(logits, closing=closing))
+            constraint.consume(token)
+            if token in stop:  # the grammar allows a stop token only after a whole document
+                return output, None
+            output.append(token)
+            forced = [] if constraint.done else constraint.forced()
+            room = max_tokens - len(output)
+            output.extend(forced[:room])
+            if len(forced) > room:
+                return output, cut
+            if constraint.done:
+                return output, None
+            feed = torch.tensor([[token, *forced]])
+    return output, (cut if constraint is not None else None)
 
 
 def _stop_ids(tokenizer, model) -> set[int]:

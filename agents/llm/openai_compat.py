@@ -37,6 +37,7 @@ FORMATS = ("json_schema_strict", "json_schema", "json_object_schema", "json_obje
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FORMAT_REJECTED = {400, 415, 422}  # what servers answer to a response_format they lack
 _MAX_RETRY_AFTER_S = 30.0
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _MAX_ERROR_CHARS = 300
 
 
@@ -130,6 +131,12 @@ class OpenAIBackend(LLMBackend):
         out = price_per_1k_output_tokens
         self.price_out = self.price_in if out is None else float(out)
         self.format_level = 0  # index into FORMATS: the strictest level the server accepted
+        # OpenAI's reasoning models refuse `max_tokens` and want `max_completion_tokens`.
+        self._budget_field = "max_tokens"
+        # A server on this machine is reached directly, even where an HTTP proxy is configured.
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
+        self._opener = urllib.request.build_opener(*handlers)
 
     @property
     def structured_output(self) -> str:
@@ -149,7 +156,7 @@ class OpenAIBackend(LLMBackend):
         level = self.format_level if schema is not None else FORMATS.index("text")
         while True:
             sent = list(messages)
-            body: dict[str, Any] = {"model": self.model, "max_tokens": int(max_tokens),
+            body: dict[str, Any] = {"model": self.model, self._budget_field: int(max_tokens),
                                     "temperature": float(temperature)}  # fmt: skip
             if seed is not None:
                 body["seed"] = int(seed)
@@ -163,6 +170,11 @@ class OpenAIBackend(LLMBackend):
             try:
                 answer = self._post(body)
             except _HTTPFailure as failure:
+                if failure.status == 400 and self._budget_field == "max_tokens" and (
+                    "max_completion_tokens" in failure.reason
+                ):
+                    self._budget_field = "max_completion_tokens"
+                    continue
                 can_relax = schema is not None and level < len(FORMATS) - 1
                 if can_relax and failure.rejects_format:
                     level += 1
@@ -232,7 +244,7 @@ class OpenAIBackend(LLMBackend):
                 time.sleep(delay)
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                with self._opener.open(request, timeout=self.timeout_s) as response:
                     raw = response.read()
             except urllib.error.HTTPError as err:
                 failure = _HTTPFailure(err.code, _error_text(err), _retry_after(err))

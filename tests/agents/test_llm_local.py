@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autorec.agents.llm import LLMError, load_backend
 from autorec.agents.llm import local
-from autorec.agents.llm.constrained import cap_strings
+from autorec.agents.llm.constrained import GuidedTokenizer, JsonConstraint, cap_strings
 from autorec.errors import ConfigError, UnknownNameError
 
 
@@ -127,8 +127,40 @@ def test_schema_replies_always_parse_and_validate(backend):
 def test_max_tokens_bounds_every_reply(backend):
     plain = backend.complete(chat("Write a long essay on recommender systems."), max_tokens=5)
     assert plain.tokens_out == 5 and plain.error is None
-    cut = backend.complete(chat(PROMPTS[0]), Candidate.model_json_schema(), max_tokens=6)
-    assert cut.tokens_out <= 6 and "max_tokens" in cut.error
+    schema = Candidate.model_json_schema()
+    # A budget that holds the shortest document: closing mode steers every value to its end.
+    tight = backend.complete(chat(PROMPTS[0]), schema, max_tokens=64)
+    assert tight.error is None and tight.tokens_out <= 64
+    Candidate.model_validate_json(tight.text)
+    # One that cannot: the reply says so rather than passing for a whole document.
+    for budget in (6, 48):
+        cut = backend.complete(chat(PROMPTS[0]), schema, max_tokens=budget)
+        assert cut.tokens_out <= budget and "max_tokens" in cut.error
+
+
+def test_a_looping_model_is_steered_out_of_the_loop(backend):
+    """Closing mode, driven by hand: a repeated cycle inside a string makes the next step allow
+    only tokens that close the string."""
+    import torch
+
+    tokenizer = backend.load().tokenizer
+    schema = {"type": "object", "properties": {"note": {"type": "string", "maxLength": 900}},
+              "required": ["note"], "additionalProperties": False}  # fmt: skip
+    constraint = JsonConstraint(GuidedTokenizer(tokenizer), schema)
+    head = tokenizer.decode(constraint.forced())
+    assert '{"note":"'.startswith(head)
+    for token in tokenizer.encode('{"note":"'[len(head):], add_special_tokens=False):
+        constraint.consume(token)
+    for token in tokenizer.encode(" (AUC 0.79)" * 3, add_special_tokens=False):
+        assert not constraint.stuck
+        constraint.consume(token)
+    assert constraint.stuck
+    logits = constraint.mask_(torch.zeros(len(tokenizer)), closing=True)
+    allowed = torch.isfinite(logits).nonzero().flatten().tolist()
+    assert allowed and all(tokenizer.decode([t]).startswith('"') for t in allowed)
+    constraint.consume(tokenizer.convert_tokens_to_ids('"'))
+    constraint.forced()
+    assert constraint.done
 
 
 def test_a_schema_llguidance_cannot_compile_is_an_llm_error(backend):

@@ -210,6 +210,21 @@ def test_client_errors_are_not_retried(scripted):
     assert len(scripted.requests) == 1
 
 
+def test_a_server_that_wants_max_completion_tokens_gets_it(scripted):
+    def script(body):
+        if "max_tokens" in body:
+            message = "Unsupported parameter: 'max_tokens'. Use 'max_completion_tokens' instead."
+            return 400, {"error": {"message": message}}
+        return 200, answer("{}")
+
+    scripted.script = script
+    backend = load_backend("openai:m", base_url=f"http://127.0.0.1:{scripted.server_port}")
+    assert backend.complete(MESSAGES, Pick.model_json_schema(), max_tokens=7).text == "{}"
+    bodies = [body for _, _, body in scripted.requests]
+    assert len(bodies) == 2 and bodies[1]["max_completion_tokens"] == 7
+    assert backend.structured_output == "json_schema_strict"  # the 400 was not about the format
+
+
 def test_base_urls_are_normalised():
     assert normalise_base_url("http://h:8000") == "http://h:8000/v1"
     assert normalise_base_url("http://h:8000/v1/") == "http://h:8000/v1"
