@@ -125,6 +125,11 @@ class Archive:
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
+    def _require_run(self, s: Session, run_id: int) -> None:
+        """Check a run exists without loading its row (whose proposer_state may be large)."""
+        if s.exec(select(Run.id).where(Run.id == run_id)).first() is None:
+            raise NotFoundError("run", run_id, self.location)
+
     def _get(self, s: Session, table: type, key: int, kind: str) -> Any:
         row = s.get(table, key)
         if row is None:
@@ -211,7 +216,13 @@ class Archive:
     def save_proposer_state(self, run_id: int, state: Mapping[str, Any]) -> None:
         """Keep the proposer's state_dict (JSON data) for resume; replaces the previous one."""
         with self._write() as s:
-            self._get(s, Run, run_id, "run").proposer_state = _plain(state)
+            # An UPDATE, not a loaded row: the old state (hundreds of KiB in a long TPE run) is
+            # neither read nor parsed just to be replaced.
+            done = s.execute(
+                sa.update(Run).where(col(Run.id) == run_id).values(proposer_state=_plain(state))
+            )
+            if done.rowcount == 0:
+                raise NotFoundError("run", run_id, self.location)
 
     def load_proposer_state(self, run_id: int) -> dict[str, Any] | None:
         with self._read() as s:
@@ -248,7 +259,7 @@ class Archive:
         key = params_hash(data)
         parent_ids = [int(p) for p in parents]
         with self._write() as s:
-            self._get(s, Run, run_id, "run")
+            self._require_run(s, run_id)
             generations = self._parent_generations(s, parent_ids)
             if generation is None:
                 generation = 1 + max(generations) if generations else 0
@@ -508,7 +519,7 @@ class Archive:
         """Keep one completion request. `prompt` is a string or the chat messages (JSON data).
         A call usually happens before its candidate exists: link it later with link_llm_calls."""
         with self._write() as s:
-            self._get(s, Run, run_id, "run")
+            self._require_run(s, run_id)
             call = LLMCall(
                 run_id=run_id,
                 candidate_id=candidate_id,

@@ -8,7 +8,9 @@ the trainable catches it and reports the error text, so the driver can store it 
 from __future__ import annotations
 
 import math
+import os
 import socket
+import sys
 import traceback
 from typing import Any
 
@@ -29,13 +31,22 @@ def _space(spec: str, options: dict[str, Any]):
     return _spaces[key]
 
 
+def _limit_threads(threads: int) -> None:
+    """Cap torch's threads without importing torch: a space that trains imports it itself (and
+    reads OMP_NUM_THREADS then); one that does not never pays the second it takes to import."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
 def evaluate_trial(config: dict[str, Any]) -> None:
-    import torch
     from ray import tune
 
     from autorec.space import SuiteMember
 
-    torch.set_num_threads(int(config["threads"]))
+    _limit_threads(int(config["threads"]))
     node = socket.gethostname()
     try:
         space = _space(config["space"], config["space_options"])

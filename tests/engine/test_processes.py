@@ -112,28 +112,50 @@ def test_search_on_a_two_node_ray_cluster(tmp_path, bowl, short_tmp):
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
     env = _env(short_tmp)
     port = "6391"
-    temp = short_tmp
-    try:
-        subprocess.run([*ray, "start", "--head", "--port", port, "--num-cpus", "1",
-                        "--include-dashboard", "false", "--temp-dir", temp],
-                       env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([*ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1"],
-                       env=env, check=True, capture_output=True, timeout=120)
-        db = tmp_path / "runs.db"
-        search = _search(["--space", bowl, "--proposer", "tpe", "--budget", "6", "--workers", "2",
-                          "--run-name",
-                          "cluster", "--db", str(db), "--ray-address", f"127.0.0.1:{port}",
-                          "--set", "delay=0.5", "--json"], short_tmp)
-        output, _ = search.communicate(timeout=300)
-        assert search.returncode == 0, output
-        summary = json.loads(output[output.index("{"):])
-        assert summary["evaluations"] == 6
-        nodes = subprocess.run(
+    # `--block` keeps each node in the foreground, so the test stops exactly its own two nodes
+    # (`ray stop` would stop every Ray on the machine, this test process's own included).
+    nodes = []
+
+    def node(*args):
+        nodes.append(subprocess.Popen([*ray, "start", "--block", *args], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+
+    def alive_nodes() -> int:
+        probe = subprocess.run(
             [sys.executable, "-c",
              "import ray, json; ray.init(address='127.0.0.1:%s', logging_level='ERROR');"
              "print(json.dumps(sum(n['Alive'] for n in ray.nodes())))" % port],
             env=env, capture_output=True, text=True, timeout=120,
         )
-        assert nodes.stdout.strip().splitlines()[-1] == "2", nodes.stderr
+        lines = probe.stdout.strip().splitlines()
+        return int(lines[-1]) if probe.returncode == 0 and lines else 0
+
+    try:
+        node("--head", "--port", port, "--num-cpus", "1", "--include-dashboard", "false",
+             "--temp-dir", short_tmp)
+        deadline = time.time() + 120
+        while alive_nodes() < 1:
+            assert time.time() < deadline, "the head node did not start"
+            time.sleep(1)
+        node("--address", f"127.0.0.1:{port}", "--num-cpus", "1")
+        while alive_nodes() < 2:
+            assert time.time() < deadline, "the second node did not join"
+            time.sleep(1)
+        db = tmp_path / "runs.db"
+        search = _search(["--space", bowl, "--proposer", "tpe", "--budget", "6", "--workers", "2",
+                          "--run-name", "cluster", "--db", str(db),
+                          "--ray-address", f"127.0.0.1:{port}", "--set", "delay=0.5", "--json"],
+                         short_tmp)
+        output, _ = search.communicate(timeout=300)
+        assert search.returncode == 0, output
+        summary = json.loads(output[output.index("{"):])
+        assert summary["evaluations"] == 6
+        assert alive_nodes() == 2
     finally:
-        subprocess.run([*ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for process in reversed(nodes):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=60)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal.SIGKILL)
