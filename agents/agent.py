@@ -84,10 +84,7 @@ def make_backend(options: dict[str, Any]) -> LLMBackend:
 def default_repairs(backend: Any) -> int:
     """Local backends decode under the JSON schema, so a repair rarely helps; remote ones get
     two."""
-    constrained = getattr(backend, "constrained", None)
-    if constrained is None:
-        constrained = getattr(backend, "name", "") == "local"
-    return 0 if constrained else 2
+    return 0 if getattr(backend, "constrained", False) else 2
 
 
 def _number(name: str, options: dict[str, Any], key: str, default, low, kind=float):

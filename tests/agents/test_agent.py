@@ -25,6 +25,7 @@ class Scripted(LLMBackend):
     def __init__(self, texts, name="local"):
         super().__init__("scripted-model")
         self.name = name
+        self.constrained = name == "local"  # like the real local backend
         self.texts = list(texts)
         self.requests = []
 
@@ -311,6 +312,7 @@ def test_the_driver_records_the_agents_proposals_and_calls(space, tmp_path):
             break
         lr = trial["params"]["lr"]
         driver.complete(f"t{i}", {"auc": 0.7 + lr, "params": 1000.0, FINAL: 1}, False)
+    driver.interrupted()  # what run_tune does when Tune stops: the proposer's state is flushed
     rows = archive.candidates(run.id)
     statuses = {r.status for r in rows}
     assert "invalid" in statuses and "done" in statuses

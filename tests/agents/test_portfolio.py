@@ -58,6 +58,7 @@ class Scripted(LLMBackend):
     """Replies from a queue, cycled."""
 
     name = "local"
+    constrained = True  # like the real local backend: no repair calls
 
     def __init__(self, texts):
         super().__init__("scripted")

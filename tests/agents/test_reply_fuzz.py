@@ -327,7 +327,7 @@ def test_specific_replies(space):
     assert parse_reply("", space).error == "the reply is empty"
     assert parse_reply("no json here", space).error == "the reply contains no JSON object"
     assert "truncated" in parse_reply('{"model": "fm", "lr": 0.0', space).error
-    assert "could not validate" in parse_reply('{"model": ["fm"]}', space).error
+    assert "model: Input should be" in parse_reply('{"model": ["fm"]}', space).error
     assert extract_json("{'model': 'fm', 'lr': 0.01,}") == ({"model": "fm", "lr": 0.01}, None)
     # Unused knobs are reset by the space: the parsed params are the canonical candidate.
     parsed = parse_reply(json.dumps({"model": "fm", "mlp_width": 999}), space)
