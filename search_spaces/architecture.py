@@ -25,7 +25,8 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.space import CANDIDATE_MODEL, Objective, Report, SearchSpace, SpaceOptions, SuiteMember
+from autorec.search_spaces.trained import TrainedModelSpace, training_metrics
+from autorec.space import CANDIDATE_MODEL, Objective, Report, SpaceOptions, SuiteMember
 
 CTR_FAMILIES = ("fm", "deepfm", "dcnv2", "din", "dare")
 SEQUENTIAL_FAMILIES = ("sasrec", "hstu")
@@ -211,7 +212,7 @@ def candidate_class(
     return cls
 
 
-class ArchitectureSpace(SearchSpace):
+class ArchitectureSpace(TrainedModelSpace):
     """Model family plus hyperparameters, scored on one (dataset, task)."""
 
     name: ClassVar[str] = "architecture"
@@ -240,7 +241,7 @@ class ArchitectureSpace(SearchSpace):
         self.settings = self._checked_settings(self.options.settings)
         self.families: tuple[str, ...] = tuple(self.settings.get("models") or FAMILIES[self.task])
         self.max_epochs: int = self.settings.get("max_epochs", MAX_EPOCHS[self.task])
-        self.Candidate = candidate_class(self.task, self.families, self.max_epochs)
+        self.Candidate = self.candidate_class()
         self.objectives = list(self.OBJECTIVES[self.task])
 
     def _checked_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -392,38 +393,10 @@ class ArchitectureSpace(SearchSpace):
 
     def trainer_settings(self, candidate: pydantic.BaseModel, member: SuiteMember) -> dict[str, Any]:
         """The flat `train_model` settings `evaluate` uses (and `autorec export` writes)."""
-        settings = candidate.trainer_settings()
-        for key in ("threads", "seed", "patience", "max_seconds"):
-            if key in self.settings:
-                settings[key] = self.settings[key]
-        return settings
+        return {**candidate.trainer_settings(), **self.run_settings()}
 
-    # Spaces travel to Ray workers: the run-time Candidate class is rebuilt, not pickled.
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("Candidate", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.Candidate = candidate_class(self.task, self.families, self.max_epochs)
-
-
-def training_metrics(result: Any) -> dict[str, float]:
-    """A TrainResult as the flat metrics an evaluation returns: test metrics, size, speed,
-    and the validation metrics prefixed `valid_`."""
-    metrics = {k: float(v) for k, v in result.metrics.items()}
-    metrics.update(
-        params=float(result.params),
-        embedding_params=float(result.embedding_params),
-        train_seconds=float(result.train_seconds),
-        latency_ms_per_1k=float(result.latency_ms_per_1k),
-        epochs_run=float(result.epochs_run),
-        best_epoch=float(result.best_epoch),
-    )
-    metrics.update({f"valid_{k}": float(v) for k, v in result.valid_metrics.items()})
-    return metrics
+    def candidate_class(self) -> type[pydantic.BaseModel]:
+        return candidate_class(self.task, self.families, self.max_epochs)
 
 
 def _range_text(field: Any) -> str:

@@ -19,8 +19,8 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.search_spaces.architecture import training_metrics
-from autorec.space import Objective, Report, SearchSpace, SpaceOptions, SuiteMember
+from autorec.search_spaces.trained import TrainedModelSpace, training_metrics
+from autorec.space import Objective, Report, SpaceOptions, SuiteMember
 
 LADDER = (1, 2, 4, 8, 16, 32, 64)
 REFERENCE_DIM = 16
@@ -91,8 +91,10 @@ def _plain_name(name: str) -> bool:
     )
 
 
-class EmbeddingDimsSpace(SearchSpace):
+class EmbeddingDimsSpace(TrainedModelSpace):
     """Per-field embedding widths, scored on every CTR model of the suite."""
+
+    RUN_SETTINGS = ("lr", "batch_size", "threads", "seed", "patience", "max_seconds")
 
     name: ClassVar[str] = "embedding_dims"
     version: ClassVar[str] = "1"
@@ -125,7 +127,7 @@ class EmbeddingDimsSpace(SearchSpace):
         }
         if not self.fields:
             raise ConfigError(f"dataset '{self.options.dataset}' has no embeddable CTR field")
-        self.Candidate = candidate_class(tuple(self.fields))
+        self.Candidate = self.candidate_class()
 
     def _checked_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(settings) - set(SETTINGS_KEYS))
@@ -237,18 +239,7 @@ class EmbeddingDimsSpace(SearchSpace):
             "embedding_dim": REFERENCE_DIM,
             "epochs": self.settings.get("epochs", DEFAULT_EPOCHS),
         }
-        for key in ("lr", "batch_size", "threads", "seed", "patience", "max_seconds"):
-            if key in self.settings:
-                settings[key] = self.settings[key]
-        return settings
+        return {**settings, **self.run_settings()}
 
-    # Spaces travel to Ray workers: the run-time Candidate class is rebuilt, not pickled.
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("Candidate", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.Candidate = candidate_class(tuple(self.fields))
+    def candidate_class(self) -> type[pydantic.BaseModel]:
+        return candidate_class(tuple(self.fields))

@@ -1,0 +1,56 @@
+"""What the built-in spaces share: their candidates are trained and scored by autorec's trainer."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import pydantic
+
+from autorec.space import SearchSpace
+
+
+class TrainedModelSpace(SearchSpace):
+    """A space whose Candidate schema is built per instance and whose evaluations train models.
+
+    Subclasses build their schema in `candidate_class()` (it depends on the dataset or the task)
+    and list in RUN_SETTINGS the space settings that pass straight to the trainer.
+    """
+
+    RUN_SETTINGS: ClassVar[tuple[str, ...]] = ("threads", "seed", "patience", "max_seconds")
+    settings: dict[str, Any]
+
+    @abc.abstractmethod
+    def candidate_class(self) -> type[pydantic.BaseModel]:
+        """This instance's Candidate schema."""
+
+    def run_settings(self) -> dict[str, Any]:
+        """The trainer settings the user fixed for every evaluation (threads, seed, ...)."""
+        return {key: self.settings[key] for key in self.RUN_SETTINGS if key in self.settings}
+
+    # Spaces travel to Ray workers: the per-instance Candidate class is rebuilt, not pickled.
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("Candidate", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.Candidate = self.candidate_class()
+
+
+def training_metrics(result: Any) -> dict[str, float]:
+    """A TrainResult as the flat metrics an evaluation returns: test metrics, size, speed,
+    and the validation metrics prefixed `valid_`."""
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics.update(
+        params=float(result.params),
+        embedding_params=float(result.embedding_params),
+        train_seconds=float(result.train_seconds),
+        latency_ms_per_1k=float(result.latency_ms_per_1k),
+        epochs_run=float(result.epochs_run),
+        best_epoch=float(result.best_epoch),
+    )
+    metrics.update({f"valid_{k}": float(v) for k, v in result.valid_metrics.items()})
+    return metrics
