@@ -225,6 +225,26 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _run_epoch(
+    rows: int,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    optimiser: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over `rows` training rows in a seeded random order; the mean loss per row."""
+    order = torch.randperm(rows, generator=generator)
+    total = 0.0
+    for begin in range(0, rows, batch_size):
+        index = order[begin : begin + batch_size]
+        loss = batch_loss(index)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(index)
+    return total / rows
+
+
 class _CTRLoop:
     def __init__(self, model: CTRModel, data: CTRData, device: torch.device):
         self.model, self.data, self.device = model, data, device
@@ -237,18 +257,12 @@ class _CTRLoop:
         split = self.data.train
         if len(split) == 0:
             raise TrainingError(f"{self.data.dataset}: the training split is empty")
-        order = torch.randperm(len(split), generator=generator)
-        total, count = 0.0, 0
-        for begin in range(0, len(order), batch_size):
-            index = order[begin : begin + batch_size]
+
+        def batch_loss(index: torch.Tensor) -> torch.Tensor:
             logits = self.model(_to(split.batch(index), self.device))
-            loss = self.loss_fn(logits, split.label[index].to(self.device))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(index)
-            count += len(index)
-        return total / count
+            return self.loss_fn(logits, split.label[index].to(self.device))
+
+        return _run_epoch(len(split), batch_loss, optimiser, batch_size, generator)
 
     @torch.no_grad()
     def evaluate(self, split_name: str, batch_size: int) -> dict[str, float]:
@@ -278,19 +292,12 @@ class _SequentialLoop:
         return len(getattr(self.data, f"{split}_target"))
 
     def train_epoch(self, optimiser, batch_size: int, generator: torch.Generator) -> float:
-        order = torch.randperm(len(self.inputs), generator=generator)
-        total, count = 0.0, 0
-        for begin in range(0, len(order), batch_size):
-            index = order[begin : begin + batch_size]
-            loss = self.model.loss(
+        def batch_loss(index: torch.Tensor) -> torch.Tensor:
+            return self.model.loss(
                 self.inputs[index].to(self.device), self.targets[index].to(self.device)
             )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(index)
-            count += len(index)
-        return total / count
+
+        return _run_epoch(len(self.inputs), batch_loss, optimiser, batch_size, generator)
 
     @torch.no_grad()
     def evaluate(self, split: str, batch_size: int) -> dict[str, float]:

@@ -245,13 +245,7 @@ class ArchitectureSpace(TrainedModelSpace):
         self.objectives = list(self.OBJECTIVES[self.task])
 
     def _checked_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(settings) - set(SETTINGS_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"architecture space: unknown setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(SETTINGS_KEYS)}"
-            )
-        settings = dict(settings)
+        settings = self.known_settings(settings, SETTINGS_KEYS)
         models = settings.get("models")
         if models is not None:
             if isinstance(models, str):

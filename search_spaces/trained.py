@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import pydantic
 
+from autorec.errors import ConfigError
 from autorec.space import SearchSpace
 
 
@@ -23,6 +24,16 @@ class TrainedModelSpace(SearchSpace):
     @abc.abstractmethod
     def candidate_class(self) -> type[pydantic.BaseModel]:
         """This instance's Candidate schema."""
+
+    def known_settings(self, settings: dict[str, Any], known: dict[str, str]) -> dict[str, Any]:
+        """A copy of `settings`, or a ConfigError naming the keys this space does not know."""
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self.name} space: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(known)}"
+            )
+        return dict(settings)
 
     def run_settings(self) -> dict[str, Any]:
         """The trainer settings the user fixed for every evaluation (threads, seed, ...)."""
