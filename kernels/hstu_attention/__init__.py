@@ -1,0 +1,1 @@
+"""HSTU's pointwise SiLU attention with a relative position bias, causal, over left-padded rows."""
