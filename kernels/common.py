@@ -83,3 +83,17 @@ def element_size(dtype: torch.dtype) -> int:
 
 def next_power_of_2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
+
+
+def launch_options(knobs: dict[str, Any]) -> dict[str, int]:
+    """The knobs Triton's launcher takes itself rather than the kernel."""
+    return {"num_warps": knobs["num_warps"], "num_stages": knobs["num_stages"]}
+
+
+def upcast_dot_operands(dtype: torch.dtype) -> bool:
+    """Whether kernels should feed tl.dot fp32 operands instead of `dtype` ones.
+
+    Triton 3.9's interpreter returns garbage from tl.dot on bf16 operands (a 16x16 product off by
+    1e10), so under TRITON_INTERPRET bf16 tiles are upcast first; compiled kernels keep bf16.
+    """
+    return interpreting() and dtype != torch.float32

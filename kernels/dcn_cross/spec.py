@@ -71,8 +71,9 @@ SPEC = OpSpec(
             {"batch": 4096, "width": 40 * 64},
         ],
     },
-    # The reduction over N runs in another order than torch's GEMM: error grows with sqrt(N).
-    tolerances={torch.float32: (2e-4, 2e-4), torch.bfloat16: (3e-2, 3e-2)},
+    # The reductions run in another order than torch's GEMM. In bf16, dW sums the batch's
+    # bf16-rounded dz x products, as torch's bf16 backward does, so its error grows with sqrt(B).
+    tolerances={torch.float32: (2e-4, 2e-4), torch.bfloat16: (5e-2, 5e-2)},
     memory_bound=False,
     bytes_moved=bytes_moved,
     flops=flops,
