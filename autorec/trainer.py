@@ -19,6 +19,7 @@ import pydantic
 import torch
 from torch import nn
 
+from autorec import kernels
 from autorec.data.features import CTRData, SequentialData, pad_left
 from autorec.errors import ConfigError, TrainingError, describe_validation_error
 from autorec.metrics import auc, logloss, ranking_metrics, target_ranks
@@ -43,6 +44,17 @@ class TrainConfig(pydantic.BaseModel):
     max_seconds: float | None = pydantic.Field(
         None, gt=0, description="stop training after this long and keep the best epoch so far"
     )
+    kernels: dict[str, Any] = pydantic.Field(
+        default_factory=dict,
+        description="op -> reference | triton | {knob: value} | variant id: which implementation "
+        "of each kernel op the model runs (docs/kernels.md); unnamed ops run their reference",
+    )
+
+    @pydantic.field_validator("kernels")
+    @classmethod
+    def _known_kernels(cls, value: dict[str, Any]) -> dict[str, Any]:
+        kernels.select(value)  # an unknown op or variant fails here, before any data loads
+        return value
 
 
 # Sequential models see ~1k sequences per epoch on ML-100K: small batches, many epochs.
@@ -131,6 +143,7 @@ def train_model(
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
     device = resolve_device(train_config.device)
+    kernels.configure(train_config.kernels, device)
     model = build_model(name, data, model_config)
     model.prepare(data)
     model.to(device)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from autorec import kernels
 from autorec.data.features import Feature, FeatureKind
 from autorec.errors import ConfigError
+from autorec.kernels.embedding_pool.reference import jagged_ids
 
 
 def embeddable_fields(features: list[Feature]) -> list[str]:
@@ -76,19 +78,18 @@ class FieldEmbedding(nn.Module):
         table = self.table(name)
         if feature.kind == FeatureKind.NUMERIC:
             return values.float().unsqueeze(-1) * table.weight[0]
-        vectors = table(values)
         if feature.kind == FeatureKind.MULTI_HOT:
-            return masked_mean(vectors, values != 0)
-        return vectors
+            return mean_pool(table, values)
+        return table(values)
 
     def pooled(self, batch: dict[str, torch.Tensor], names: list[str] | None = None) -> list[torch.Tensor]:
         """One [B, d_f] vector per field; sequences are mean-pooled over their non-padding items."""
         out = []
         for name in self.names if names is None else names:
-            vectors = self.lookup(batch, name)
             if self.features[name].kind == FeatureKind.SEQUENCE:
-                vectors = masked_mean(vectors, batch[name] != 0)
-            out.append(vectors)
+                out.append(mean_pool(self.table(name), batch[name]))
+            else:
+                out.append(self.lookup(batch, name))
         return out
 
     def parameter_count(self) -> int:
@@ -114,7 +115,8 @@ class FieldAligner(nn.Module):
         return torch.stack(aligned, dim=1)
 
 
-def masked_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of [B, L, d] where mask [B, L] is true; zero where a row has none."""
-    weights = mask.unsqueeze(-1).to(vectors.dtype)
-    return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+def mean_pool(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    """Mean of the vectors of each row's non-zero ids in padded ids [B, L]: [B, d], zero where a
+    row has none. Runs the `embedding_pool` op the `kernels` setting selects."""
+    values, offsets = jagged_ids(ids)
+    return kernels.op("embedding_pool")(table.weight, values, offsets, mode="mean")

@@ -8,6 +8,7 @@ import pydantic
 import torch
 from torch import nn
 
+from autorec import kernels
 from autorec.data.features import Feature
 from autorec.models.base import CTRModel
 from autorec.models.ctr.layers import MLPConfig, coerce_config, mlp, mlp_width, require_features
@@ -30,7 +31,9 @@ class DCNv2Config(MLPConfig):
 
 
 class CrossLayer(nn.Module):
-    """x_{l+1} = x_0 * (W x_l + b) + x_l, with W full rank or factored as U V^T."""
+    """x_{l+1} = x_0 * (W x_l + b) + x_l, with W full rank or factored as U V^T.
+
+    A full-rank layer is the `dcn_cross` op (fused, selected by the `kernels` setting)."""
 
     def __init__(self, width: int, rank: int | None):
         super().__init__()
@@ -40,6 +43,8 @@ class CrossLayer(nn.Module):
             self.weight = nn.Sequential(nn.Linear(width, rank, bias=False), nn.Linear(rank, width))
 
     def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.weight, nn.Linear):
+            return kernels.op("dcn_cross")(x0, x, self.weight.weight, self.weight.bias)
         return x0 * self.weight(x) + x
 
 

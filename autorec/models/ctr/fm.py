@@ -8,7 +8,9 @@ import pydantic
 import torch
 from torch import nn
 
+from autorec import kernels
 from autorec.data.features import Feature
+from autorec.kernels.fm_interaction.reference import fm_interaction as pairwise_interactions
 from autorec.models.base import CTRModel, CTRModelConfig
 from autorec.models.ctr.layers import coerce_config, require_features
 from autorec.models.ctr.lr import LinearTerm
@@ -29,16 +31,10 @@ class FMConfig(CTRModelConfig):
         return self.interaction_dim or self.embedding_dim
 
 
-def pairwise_interactions(fields: torch.Tensor) -> torch.Tensor:
-    """Sum over field pairs of <v_i, v_j> for fields [B, F, d], in O(F d): shape [B]."""
-    square_of_sum = fields.sum(dim=1).pow(2)
-    sum_of_squares = fields.pow(2).sum(dim=1)
-    return 0.5 * (square_of_sum - sum_of_squares).sum(dim=1)
-
-
 class FMBlock(nn.Module):
     """The whole FM logit; DeepFM adds its MLP beside it over the same embeddings.
 
+    The pairwise term is the `fm_interaction` op (`pairwise_interactions` is its reference).
     Every field, whatever its kind, is one FM variable: multi-hot and sequence fields enter as the
     mean of their ids' vectors, numeric fields as value * vector.
     """
@@ -54,7 +50,8 @@ class FMBlock(nn.Module):
         self, batch: dict[str, torch.Tensor], pooled: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         pooled = self.embedding.pooled(batch) if pooled is None else pooled
-        return self.bias + self.linear(batch) + pairwise_interactions(self.aligner(pooled))
+        interactions = kernels.op("fm_interaction")(self.aligner(pooled))
+        return self.bias + self.linear(batch) + interactions
 
 
 class FM(CTRModel):

@@ -5,6 +5,7 @@ Each layer computes, from its input X,
 
     U, V, Q, K = split(SiLU(f1(LayerNorm(X))))
     A = SiLU(Q K^T + rab) / n           pointwise, causal, padding masked; n = max_len
+                                        (the `hstu_attention` kernel op computes A V)
     Y = X + f2(dropout(U * LayerNorm(A V)))
 
 The attention is not a softmax: every allowed (query, key) pair contributes SiLU of its score,
@@ -29,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autorec import kernels
 from autorec.models.sequential.layers import (
     TiedSequenceModel,
     TransformerConfig,
-    attention_mask,
     check_heads_divide,
 )
 
@@ -105,19 +106,19 @@ class HSTULayer(nn.Module):
             "buckets", relative_position_buckets(max_len, num_buckets), persistent=False
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x [B, L, dim] of left-padded rows holding lengths [B] items each."""
         batch, length, _ = x.shape
         h, dl, da = self.num_heads, self.linear_dim, self.attention_dim
         u, v, q, k = F.silu(self.uvqk(self.input_norm(x))).split(
             [h * dl, h * dl, h * da, h * da], dim=-1
         )
-        v, q, k = (t.view(batch, length, h, -1).transpose(1, 2) for t in (v, q, k))
-        # Distances depend on i - j only, so the newest `length` rows/columns of the table serve.
-        bias = self.position_bias[self.buckets[-length:, -length:]].permute(2, 0, 1)  # [H, L, L]
-        weights = F.silu(q @ k.transpose(-1, -2) + bias) / self.max_len
-        weights = weights * mask
-        attended = (weights @ v).transpose(1, 2).reshape(batch, length, h * dl)
-        attended = F.layer_norm(attended, (h * dl,))
+        v, q, k = (t.view(batch, length, h, -1) for t in (v, q, k))
+        # The bias depends on the distance i - j only: column 0 of the bucket table holds the
+        # bucket of every distance 0..max_len-1.
+        distance_bias = self.position_bias[self.buckets[:length, 0]].t()  # [H, L]
+        attended = kernels.op("hstu_attention")(q, k, v, distance_bias, lengths, 1.0 / self.max_len)
+        attended = F.layer_norm(attended.reshape(batch, length, h * dl), (h * dl,))
         return x + self.output(self.dropout(u * attended))
 
 
@@ -147,8 +148,9 @@ class HSTU(TiedSequenceModel):
         )
 
     def blocks(self, hidden: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask(inputs)
+        # Left-padded rows: each row's items are its last `lengths` positions.
+        lengths = (inputs != 0).sum(dim=1)
         valid = (inputs != 0).unsqueeze(-1)
         for layer in self.layers:
-            hidden = layer(hidden, mask) * valid
+            hidden = layer(hidden, lengths) * valid
         return hidden
