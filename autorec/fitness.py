@@ -59,11 +59,18 @@ def raw_objectives(
     member_metrics: Mapping[str, Mapping[str, float]], objectives: list[Objective]
 ) -> dict[str, float]:
     """Each objective's mean raw value over the suite: the coordinates of the Pareto front."""
+    return mean_metrics(member_metrics, [o.name for o in objectives])
+
+
+def mean_metrics(
+    member_metrics: Mapping[str, Mapping[str, float]], names: list[str]
+) -> dict[str, float]:
+    """Each named metric's mean over the members that report it."""
     out = {}
-    for objective in objectives:
-        values = [m[objective.name] for m in member_metrics.values() if objective.name in m]
+    for name in names:
+        values = [m[name] for m in member_metrics.values() if name in m]
         if values:
-            out[objective.name] = sum(float(v) for v in values) / len(values)
+            out[name] = sum(float(v) for v in values) / len(values)
     return out
 
 

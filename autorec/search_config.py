@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
 from autorec.errors import ConfigError, describe_validation_error
+
+if TYPE_CHECKING:
+    from autorec.space import SearchSpace, SpaceOptions
 
 
 class SearchConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     space: str = pydantic.Field("architecture", description="space name or path/to/file.py:Class")
-    dataset: str = "ml-100k"
+    dataset: str | None = pydantic.Field(
+        None, description="for spaces that train models: a dataset name (their default: ml-100k)"
+    )
     task: Literal["ctr", "sequential"] | None = None
     space_settings: dict[str, Any] = pydantic.Field(default_factory=dict)
     proposer: str = pydantic.Field("agent", description="agent, tpe, random, best-of-n, portfolio")
@@ -31,8 +36,28 @@ class SearchConfig(pydantic.BaseModel):
         None, gt=0, description="seconds one evaluation may take before it is stopped as a timeout"
     )
     seed: int = pydantic.Field(0, ge=0)
+    seed_candidates: list[dict[str, Any]] = pydantic.Field(
+        default_factory=list,
+        description="candidates evaluated right after the reference (operator 'seed')",
+    )
+    gpus_per_trial: float = pydantic.Field(
+        0.0, ge=0, le=64, description="GPUs per trial (fractions share a GPU)"
+    )
     run_name: str | None = None
     ray_address: str | None = None
+
+    @pydantic.field_validator("space")
+    @classmethod
+    def _absolute_space_file(cls, spec: str) -> str:
+        """`my_space.py:MySpace` names a file relative to where the search starts; workers run
+        elsewhere, so the stored spec holds the absolute path."""
+        from pathlib import Path
+
+        if ".py:" in spec or spec.endswith(".py"):
+            path, sep, name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+            if Path(path).is_file():
+                return f"{Path(path).resolve()}{sep}{name}"
+        return spec
 
     @pydantic.model_validator(mode="after")
     def _some_termination(self) -> "SearchConfig":
@@ -43,6 +68,23 @@ class SearchConfig(pydantic.BaseModel):
                 "a search must end"
             )
         return self
+
+
+    def space_options(self) -> "SpaceOptions":
+        from autorec.space import SpaceOptions
+
+        return SpaceOptions(dataset=self.dataset, task=self.task, settings=self.space_settings)
+
+    def build_space(self) -> "SearchSpace":
+        """The one way to get the space a config (a new or a stored run's) searches."""
+        from autorec.space import load_space
+
+        space = load_space(self.space, self.space_options())
+        if not space.needs_dataset and (self.dataset is not None or self.task is not None):
+            raise ConfigError(
+                f"space '{space.name}' does not train on a dataset: drop --dataset and --task"
+            )
+        return space
 
 
 def build_search_config(values: dict[str, Any], source: str) -> SearchConfig:

@@ -61,6 +61,14 @@ class SuiteMember:
 
     @property
     def key(self) -> str:
+        """Unique within a suite: two members that differ only in their options are two keys."""
+        if not self.options:
+            return self.base_key
+        return self.base_key + "?" + "&".join(f"{k}={_option_text(v)}" for k, v in self.options)
+
+    @property
+    def base_key(self) -> str:
+        """model/dataset/task: the whole key of archives written before options were in it."""
         return f"{self.model}/{self.dataset}/{self.task}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +83,12 @@ class SuiteMember:
 
 CANDIDATE_MODEL = "candidate"
 
+
+def _option_text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
 Report = Callable[[dict[str, float]], None]
 
 
@@ -83,7 +97,8 @@ class SpaceOptions(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    dataset: str = "ml-100k"
+    # Only spaces that train models on data (`needs_dataset`) read these two.
+    dataset: str | None = None
     task: Literal["ctr", "sequential"] | None = None
     settings: dict[str, Any] = pydantic.Field(
         default_factory=dict, description="space-specific settings, e.g. epochs per evaluation"
@@ -91,7 +106,13 @@ class SpaceOptions(pydantic.BaseModel):
 
 
 class SearchSpace(abc.ABC):
-    """Subclass this, set the class variables, implement the six methods."""
+    """Subclass this, set the class variables, implement the five abstract methods.
+
+    Selection and reporting are kept apart: `objectives` and `gates` name the metrics that
+    choose (for a trained model, its validation metrics, `valid_auc`), `reported_metrics` the
+    ones only shown beside them (its test metrics, `auc`). Nothing that ranks candidates or that
+    a proposer sees is computed from a reported metric.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -99,6 +120,13 @@ class SearchSpace(abc.ABC):
     objectives: ClassVar[list[Objective]]
     # Metrics that must be true (non-zero) for a candidate to count, e.g. a kernel's correctness.
     gates: ClassVar[list[str]] = []
+    # Metrics shown beside the objectives (the test split's), never used for selection.
+    reported_metrics: ClassVar[list[str]] = []
+    # A space whose candidates are trained on a dataset reads options.dataset/task; others
+    # (kernels, prompts over a fixed catalogue) need neither.
+    needs_dataset: ClassVar[bool] = False
+    # A search of a space that needs a GPU refuses to start where Ray sees none.
+    needs_gpu: ClassVar[bool] = False
 
     def __init__(self, options: SpaceOptions | None = None):
         self.options = options or SpaceOptions()
@@ -129,23 +157,66 @@ class SearchSpace(abc.ABC):
         The returned dict must contain every objective's name.
         """
 
+    # Optional hooks, with their defaults.
+
+    def knowledge(self) -> str:
+        """Notes for the LLM beyond `describe()`: what is known to work in this space."""
+        return ""
+
+    def trainer_settings(
+        self, candidate: pydantic.BaseModel, member: SuiteMember
+    ) -> dict[str, Any] | None:
+        """The flat training settings `evaluate` uses for this member, which `autorec export`
+        writes as a training config; None when candidates are not trained models."""
+        return None
+
     # Shared behaviour, not meant to be overridden.
 
+    def selection_metrics(self) -> list[str]:
+        """The metrics that decide: objectives, then gates."""
+        return [o.name for o in self.objectives] + [g for g in self.gates]
+
+    def contract(self) -> dict[str, Any]:
+        """What a run stores about its space when it starts, so review and export never need
+        the plugin or the dataset again."""
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "objectives": [o.model_dump() for o in self.objectives],
+            "gates": list(self.gates),
+            "selection_metrics": self.selection_metrics(),
+            "reported_metrics": list(self.reported_metrics),
+            "needs_dataset": bool(self.needs_dataset),
+            "needs_gpu": bool(self.needs_gpu),
+            "suite": [m.to_dict() for m in self.suite()],
+            "schema": self.schema(),
+            "description": self.describe(),
+        }
+
     def validate(self, params: dict[str, Any]) -> pydantic.BaseModel:
-        """The Candidate for `params`, or InvalidCandidate with a readable reason."""
+        """The Candidate for `params`, InvalidCandidate with a readable reason, or SpaceError
+        when the space's own validation code breaks (a bug to fix in the space, not in the
+        proposal)."""
         if not isinstance(params, dict):
             raise InvalidCandidate(f"a candidate must be a JSON object, got {type(params).__name__}")
         try:
             return self.Candidate.model_validate(params)
         except pydantic.ValidationError as err:
             raise InvalidCandidate(describe_validation_error(err, "candidate")) from None
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            # A space's own validator tripping over odd input must not stop a search.
-            raise InvalidCandidate(f"{type(err).__name__}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - pydantic wraps ValueError/AssertionError itself
+            raise SpaceError(
+                f"space '{self.name}' failed while validating a candidate: "
+                f"{type(err).__name__}: {err}"
+            ) from err
 
     def schema(self) -> dict[str, Any]:
         """The Candidate's JSON schema: what constrained decoding and the prompts use."""
         return self.Candidate.model_json_schema()
+
+
+def contract_objectives(contract: dict[str, Any]) -> list[Objective]:
+    """The objectives a run stored in its space contract."""
+    return [Objective.model_validate(o) for o in contract.get("objectives", [])]
 
 
 def candidate_hash(params: dict[str, Any]) -> str:
@@ -190,11 +261,20 @@ def load_space_class(spec: str) -> type[SearchSpace]:
     return _checked(getattr(module, attr, None), f"{module_name}:{attr}")
 
 
+def space_file_source(spec: str) -> dict[str, str] | None:
+    """{path, text} of a space given as a file, for workers that may not share the file system."""
+    if not (".py:" in spec or spec.endswith(".py")):
+        return None
+    path = Path(spec.rpartition(":")[0] if ".py:" in spec else spec)
+    return {"path": str(path), "text": path.read_text()} if path.is_file() else None
+
+
 def _from_file(spec: str) -> type[SearchSpace]:
     path_text, _, class_name = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
     path = Path(path_text)
     if not path.is_file():
         raise SpaceError(f"space file {path} does not exist")
+    path = path.resolve()
     module_name = f"autorec_user_space_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(loader_spec)

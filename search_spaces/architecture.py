@@ -25,7 +25,7 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.search_spaces.trained import TrainedModelSpace, training_metrics
+from autorec.search_spaces.trained import REPORTED_METRICS, TrainedModelSpace, training_metrics
 from autorec.space import CANDIDATE_MODEL, Objective, Report, SpaceOptions, SuiteMember
 
 CTR_FAMILIES = ("fm", "deepfm", "dcnv2", "din", "dare")
@@ -223,14 +223,16 @@ class ArchitectureSpace(TrainedModelSpace):
     # AUC moves by about 1% between good CTR models while parameters move by 80%: at 0.01 a
     # model a fifth the size is worth 0.8% relative AUC, so size breaks ties but never buys a
     # clearly worse model. Sequential NDCG moves by tens of percent, so size weighs 0.05 there.
+    # Quality is read on the validation split; the test split is only reported.
     objectives: ClassVar[list[Objective]] = [
-        Objective(name="auc", direction="max", weight=1.0),
+        Objective(name="valid_auc", direction="max", weight=1.0),
         Objective(name="params", direction="min", weight=0.01),
     ]
+    reported_metrics: ClassVar[list[str]] = REPORTED_METRICS["ctr"]
     OBJECTIVES: ClassVar[dict[str, list[Objective]]] = {
         "ctr": objectives,
         "sequential": [
-            Objective(name="ndcg@10", direction="max", weight=1.0),
+            Objective(name="valid_ndcg@10", direction="max", weight=1.0),
             Objective(name="params", direction="min", weight=0.05),
         ],
     }
@@ -243,6 +245,7 @@ class ArchitectureSpace(TrainedModelSpace):
         self.max_epochs: int = self.settings.get("max_epochs", MAX_EPOCHS[self.task])
         self.Candidate = self.candidate_class()
         self.objectives = list(self.OBJECTIVES[self.task])
+        self.reported_metrics = list(REPORTED_METRICS[self.task])
 
     def _checked_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         settings = self.known_settings(settings, SETTINGS_KEYS)
@@ -275,15 +278,16 @@ class ArchitectureSpace(TrainedModelSpace):
 
     def describe(self) -> str:
         task, ref = self.task, self.reference()
-        quality = self.objectives[0].name
+        quality, size = self.objectives
         lines = [
             f"Architecture search for the {task} task on dataset '{self.options.dataset}': pick a "
             "model family and its hyperparameters. Each candidate is trained once on CPU "
             f"(at most `epochs` epochs, which is at most {self.max_epochs}; early stopping keeps "
-            "the best validation epoch) and scored on the test split.",
-            f"Objectives: {quality} (maximise, weight 1.0) and params, the trainable parameter "
-            "count (minimise, weight 0.05). Each is normalised against the reference candidate "
-            "and combined by weight, so quality dominates and size breaks near-ties.",
+            "the best validation epoch) and scored on the validation split.",
+            f"Objectives: {quality.name} (maximise, weight {quality.weight:g}) and {size.name}, "
+            f"the trainable parameter count (minimise, weight {size.weight:g}). Each is "
+            "normalised against the reference candidate and combined by weight, so quality "
+            "dominates and size breaks near-ties.",
             f"Reference: {ref.model_dump_json()}",
             "",
             "Families:",

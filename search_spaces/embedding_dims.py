@@ -19,7 +19,7 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.search_spaces.trained import TrainedModelSpace, training_metrics
+from autorec.search_spaces.trained import REPORTED_METRICS, TrainedModelSpace, training_metrics
 from autorec.space import Objective, Report, SpaceOptions, SuiteMember
 
 LADDER = (1, 2, 4, 8, 16, 32, 64)
@@ -99,10 +99,12 @@ class EmbeddingDimsSpace(TrainedModelSpace):
     name: ClassVar[str] = "embedding_dims"
     version: ClassVar[str] = "1"
     Candidate: ClassVar[type[pydantic.BaseModel]] = EmbeddingDimsCandidate
+    # Quality is read on the validation split; the test split is only reported.
     objectives: ClassVar[list[Objective]] = [
-        Objective(name="auc", direction="max", weight=1.0),
+        Objective(name="valid_auc", direction="max", weight=1.0),
         Objective(name="embedding_params", direction="min", weight=0.05),
     ]
+    reported_metrics: ClassVar[list[str]] = REPORTED_METRICS["ctr"]
 
     def __init__(self, options: SpaceOptions | None = None):
         super().__init__(options)
@@ -168,14 +170,17 @@ class EmbeddingDimsSpace(TrainedModelSpace):
 
     def describe(self) -> str:
         epochs = self.settings.get("epochs", DEFAULT_EPOCHS)
+        quality, size = self.objectives
         reference_params = sum(info["rows"] * REFERENCE_DIM for info in self.fields.values())
         lines = [
             f"Embedding-dimension search on dataset '{self.options.dataset}' (ctr): choose the "
             f"embedding width of every field, each one of {', '.join(map(str, LADDER))}. Each "
             f"candidate trains every suite model ({', '.join(self.models)}) with its default "
-            f"settings and these widths, for at most {epochs} epochs, and is scored on test AUC.",
-            "Objectives: auc (maximise, weight 1.0) and embedding_params, the model's "
-            "embedding-table entries (minimise, weight 0.05): the fields' tables, sum over fields "
+            f"settings and these widths, for at most {epochs} epochs, and is scored on "
+            "validation AUC.",
+            f"Objectives: {quality.name} (maximise, weight {quality.weight:g}) and {size.name}, "
+            f"the model's embedding-table entries (minimise, weight {size.weight:g}): the "
+            "fields' tables, sum over fields "
             "of rows x width, plus a few width-independent ones (FM's per-id weights, DARE's "
             "attention table). Each is normalised against the reference (every field at 16: "
             f"{reference_params:,} field-table entries) per model and combined by weight.",

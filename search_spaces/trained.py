@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.space import SearchSpace
+from autorec.space import SearchSpace, SpaceOptions
 
 
 class TrainedModelSpace(SearchSpace):
@@ -19,7 +19,14 @@ class TrainedModelSpace(SearchSpace):
     """
 
     RUN_SETTINGS: ClassVar[tuple[str, ...]] = ("threads", "seed", "patience", "max_seconds")
+    DEFAULT_DATASET: ClassVar[str] = "ml-100k"
+    needs_dataset: ClassVar[bool] = True
     settings: dict[str, Any]
+
+    def __init__(self, options: SpaceOptions | None = None):
+        super().__init__(options)
+        if self.options.dataset is None:
+            self.options = self.options.model_copy(update={"dataset": self.DEFAULT_DATASET})
 
     @abc.abstractmethod
     def candidate_class(self) -> type[pydantic.BaseModel]:
@@ -49,6 +56,13 @@ class TrainedModelSpace(SearchSpace):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.Candidate = self.candidate_class()
+
+
+# What a trained candidate is chosen by (validation) and what is only reported (test), per task.
+REPORTED_METRICS = {
+    "ctr": ["auc", "logloss"],
+    "sequential": ["ndcg@10", "hr@10", "mrr@10"],
+}
 
 
 def training_metrics(result: Any) -> dict[str, float]:

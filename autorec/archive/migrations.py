@@ -21,7 +21,15 @@ from autorec.archive.tables import TABLES, SchemaVersion
 
 Migration = Callable[[sa.Connection], None]
 
-MIGRATIONS: list[Migration] = []
+
+
+def _v2_contract_and_reported(conn: sa.Connection) -> None:
+    """Version 2: runs store their space contract; candidates their reported (test) metrics."""
+    conn.execute(sa.text("ALTER TABLE run ADD COLUMN space_contract JSON"))
+    conn.execute(sa.text("ALTER TABLE candidate ADD COLUMN reported JSON"))
+
+
+MIGRATIONS: list[Migration] = [_v2_contract_and_reported]
 
 
 def latest_version() -> int:

@@ -155,6 +155,10 @@ class Run(SQLModel, table=True):
     proposer_state: dict[str, Any] | None = Field(default=None, sa_type=JSONValue)
     # Not a foreign key: run and candidate would reference each other, which SQLite cannot create.
     reference_candidate_id: int | None = None
+    # What the space declared when the run started (objectives, gates, selection and reported
+    # metrics, candidate schema, description): review and export read it instead of importing
+    # the space's plugin or loading its dataset again.
+    space_contract: dict[str, Any] | None = Field(default=None, sa_type=JSONValue)
 
 
 class Candidate(SQLModel, table=True):
@@ -187,6 +191,9 @@ class Candidate(SQLModel, table=True):
     fitness: float | None = None
     error: str | None = Field(default=None, sa_type=sa.Text)
     objectives: dict[str, float] | None = Field(default=None, sa_type=JSONValue)
+    # Mean over the suite of the space's reported metrics (the test split): shown beside the
+    # objectives, never used to rank or shown to a proposer.
+    reported: dict[str, float] | None = Field(default=None, sa_type=JSONValue)
     duplicate_of: int | None = Field(
         default=None, foreign_key="candidate.id", index=True, ondelete="SET NULL"
     )

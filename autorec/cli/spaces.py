@@ -74,11 +74,12 @@ def show(
         print_json({
             "name": space.name, "version": str(space.version), "dataset": dataset, "task": task,
             "description": space.describe(), "fields": fields, "objectives": objectives,
-            "gates": list(space.gates), "reference": reference, "suite": suite, "schema": schema,
+            "gates": list(space.gates), "reported_metrics": list(space.reported_metrics),
+            "reference": reference, "suite": suite, "schema": schema,
         })
         return
-    console.print(f"[bold]{escape(space.name)}[/] version {escape(str(space.version))}, "
-                  f"dataset {escape(dataset)}")
+    console.print(f"[bold]{escape(space.name)}[/] version {escape(str(space.version))}"
+                  + (f", dataset {escape(space.options.dataset)}" if space.needs_dataset else ""))
     console.print(space.describe(), markup=False, highlight=False)
     console.print(table(
         "candidate fields", ["field", "type", "range", "default", "reference", "description"],
@@ -92,6 +93,9 @@ def show(
     console.print(f"suite: {', '.join(suite)}", markup=False, highlight=False)
     if space.gates:
         console.print(f"gates: {', '.join(space.gates)}", markup=False, highlight=False)
+    if space.reported_metrics:
+        console.print(f"reported beside, never used to select: {', '.join(space.reported_metrics)}",
+                      markup=False, highlight=False)
 
 
 def candidate_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:

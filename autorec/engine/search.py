@@ -11,11 +11,11 @@ from autorec.archive import Archive
 from autorec.engine.driver import SearchDriver
 from autorec.errors import ConfigError
 from autorec.search_config import SearchConfig
-from autorec.space import SpaceOptions, load_space
+from autorec.space import InvalidCandidate, SearchSpace
 
 # What a resumed search may change: how it runs, not what it searches.
 RESUMABLE_OVERRIDES = ("budget", "max_time", "patience", "max_tokens", "max_cost", "workers",
-                       "threads", "ray_address", "eval_time_limit")
+                       "threads", "ray_address", "eval_time_limit", "gpus_per_trial")
 
 
 @dataclasses.dataclass
@@ -54,30 +54,73 @@ def resumed_config(archive: Archive, run_name: str, overrides: dict) -> tuple[in
     return run.id, SearchConfig.model_validate(values)
 
 
+def check_seed_candidates(space: SearchSpace, seeds: list, source: str = "seed candidates") -> None:
+    """Every seed must fit the space's schema: a bad one is the user's to fix before anything
+    is stored (file, entry and field in one line)."""
+    for index, params in enumerate(seeds, start=1):
+        try:
+            space.validate(params)
+        except InvalidCandidate as err:
+            raise ConfigError(f"{source}: entry {index}: {err}") from None
+
+
+def prepare_search(config: SearchConfig, proposer: Proposer | None = None):
+    """Everything that can refuse a search, done before any archive is opened or created: the
+    space and its settings, the seeds, the proposer, and (for a GPU space) the hardware."""
+    space = config.build_space()
+    if not space.suite():
+        raise ConfigError(f"space '{config.space}' has an empty suite")
+    check_seed_candidates(space, config.seed_candidates)
+    check_gpu_request(config, space)
+    if proposer is None:
+        proposer = load_proposer(config.proposer, space, config.seed, **config.proposer_options)
+    return space, proposer
+
+
+def check_gpu_request(config: SearchConfig, space: SearchSpace) -> None:
+    """Refuse early a GPU request that this machine cannot meet; a cluster is checked once Ray
+    is up (engine.tune_bridge)."""
+    if space.needs_gpu and not config.gpus_per_trial:
+        raise ConfigError(
+            f"space '{space.name}' needs a GPU per trial: pass --gpus-per-trial (e.g. 1)"
+        )
+    if config.gpus_per_trial and not config.ray_address and local_gpu_count() == 0:
+        raise ConfigError(
+            f"--gpus-per-trial {config.gpus_per_trial:g}: this machine has no GPU "
+            "(join a cluster with GPUs with --ray-address)"
+        )
+
+
+def local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def run_search(
     config: SearchConfig,
-    archive: Archive,
+    archive: Archive | str,
     resume_run_id: int | None = None,
     on_progress: Callable[[SearchDriver], None] | None = None,
     on_start: Callable[[SearchDriver], None] | None = None,
     proposer: Proposer | None = None,
 ) -> SearchOutcome:
-    """Run (or resume) a search to its end; `proposer` replaces the one `config` names."""
+    """Run (or resume) a search to its end; `proposer` replaces the one `config` names.
+
+    `archive` is an open Archive or its URL; a URL is opened (and created) only once the search
+    has been checked, so a refused search leaves no database behind.
+    """
     from autorec.engine.tune_bridge import run_tune
 
-    space = load_space(
-        config.space,
-        SpaceOptions(dataset=config.dataset, task=config.task, settings=config.space_settings),
-    )
-    if not space.suite():
-        raise ConfigError(f"space '{config.space}' has an empty suite")
+    space, proposer = prepare_search(config, proposer)
     _share_cores_with_workers(config)
-    if proposer is None:
-        proposer = load_proposer(config.proposer, space, config.seed, **config.proposer_options)
+    if not isinstance(archive, Archive):
+        archive = Archive(archive, create=resume_run_id is None)
     if resume_run_id is None:
         run = archive.create_run(
             config.space, config.proposer, name=config.run_name, space_version=space.version,
             config=config.model_dump(mode="json"), seed=config.seed,
+            space_contract=space.contract(),
         )
         run_id = run.id
     else:

@@ -311,7 +311,7 @@ def test_the_driver_records_the_agents_proposals_and_calls(space, tmp_path):
         if not isinstance(trial, dict):
             break
         lr = trial["params"]["lr"]
-        driver.complete(f"t{i}", {"auc": 0.7 + lr, "params": 1000.0, FINAL: 1}, False)
+        driver.complete(f"t{i}", {"valid_auc": 0.7 + lr, "auc": 0.7 + lr, "params": 1000.0, FINAL: 1}, False)
     driver.interrupted()  # what run_tune does when Tune stops: the proposer's state is flushed
     rows = archive.candidates(run.id)
     statuses = {r.status for r in rows}

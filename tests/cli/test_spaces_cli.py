@@ -35,6 +35,7 @@ TOY_SPACE = textwrap.dedent('''
         version: ClassVar[str] = "7"
         Candidate = ToyCandidate
         objectives = [Objective(name="score", direction="max")]
+        needs_dataset = True
         gates = ["correct"]
 
         def describe(self):
@@ -71,7 +72,7 @@ def test_list_shows_the_builtin_spaces_with_versions_and_objectives():
 
     rows = {r["name"]: r for r in as_json(invoke("spaces", "list", "--json"))}
     assert rows["architecture"]["version"] == "1" and rows["architecture"]["source"] == "built-in"
-    assert [o["name"] for o in rows["embedding_dims"]["objectives"]] == ["auc", "embedding_params"]
+    assert [o["name"] for o in rows["embedding_dims"]["objectives"]] == ["valid_auc", "embedding_params"]
 
 
 def test_a_broken_plugin_is_listed_with_its_error_and_hides_nothing(monkeypatch):
@@ -97,14 +98,15 @@ def test_show_architecture_lists_fields_ranges_objectives_and_reference():
     assert fields["embedding_dim"]["type"] == "integer" and fields["embedding_dim"]["range"] == "[4, 256]"
     assert fields["model"]["default"] == "deepfm"
     assert data["reference"]["model"] == "deepfm"
-    assert [o["name"] for o in data["objectives"]] == ["auc", "params"]
+    assert [o["name"] for o in data["objectives"]] == ["valid_auc", "params"]
+    assert data["reported_metrics"] == ["auc", "logloss"]
     assert data["schema"]["type"] == "object"
 
 
 def test_show_takes_the_task_and_space_settings():
     data = as_json(invoke("spaces", "show", "architecture", "--task", "sequential",
                           "--set", "max_epochs=20", "--json"))
-    assert [o["name"] for o in data["objectives"]] == ["ndcg@10", "params"]
+    assert [o["name"] for o in data["objectives"]] == ["valid_ndcg@10", "params"]
     assert data["reference"]["model"] == "sasrec"
     assert {f["name"]: f for f in data["fields"]}["epochs"]["range"] == "[1, 20]"
 

@@ -27,8 +27,11 @@ def test_reference_is_deepfm_for_ctr_and_sasrec_for_sequential():
     assert ctr.reference().model == "deepfm"
     assert ctr.reference().trainer_settings()["hidden_units"] == [256, 128]  # DeepFM's default
     assert seq.reference().model == "sasrec"
-    assert [o.name for o in ctr.objectives] == ["auc", "params"]
-    assert [o.name for o in seq.objectives] == ["ndcg@10", "params"]
+    # Selection reads the validation split; the test split is only reported.
+    assert [o.name for o in ctr.objectives] == ["valid_auc", "params"]
+    assert [o.name for o in seq.objectives] == ["valid_ndcg@10", "params"]
+    assert ctr.reported_metrics == ["auc", "logloss"]
+    assert "ndcg@10" in seq.reported_metrics
     assert ctr.suite()[0].model == CANDIDATE_MODEL and ctr.suite()[0].task == "ctr"
 
 
@@ -155,3 +158,12 @@ def test_evaluate_trains_the_chosen_family():
     assert 0.0 <= metrics["auc"] <= 1.0
     assert len(reports) == 1 and "valid_auc" in reports[0]
     json.dumps(metrics)
+
+
+def test_describe_tells_the_llm_the_weights_and_split_the_fitness_uses():
+    for task in ("ctr", "sequential"):
+        s = space(task)
+        text = s.describe()
+        for objective in s.objectives:
+            assert objective.name in text and f"weight {objective.weight:g}" in text
+        assert "validation split" in text and "test split" not in text
