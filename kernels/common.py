@@ -12,8 +12,8 @@ import torch
 
 from autorec.errors import ConfigError
 
-# Per-dtype (atol, rtol) most ops share: fp32 kernels accumulate in a different order than torch,
-# bf16 ones round their inputs and outputs to 8 bits of mantissa.
+# Per-dtype (atol, rtol), as `OpSpec.mismatch` applies them: fp32 kernels accumulate in another
+# order than torch; bf16 ones round their inputs, outputs and stored intermediates to 8 bits.
 DEFAULT_TOLERANCES = {torch.float32: (1e-4, 1e-4), torch.bfloat16: (2e-2, 2e-2)}
 
 
@@ -50,13 +50,17 @@ class TritonImplementation:
         return f"<triton {self.op} {knobs}>"
 
 
-def triton_builder(op: str, knobs: dict[str, tuple]) -> Callable[[dict[str, Any]], TritonImplementation]:
+def triton_builder(
+    op: str, knobs: dict[str, tuple]
+) -> Callable[[dict[str, Any]], TritonImplementation]:
     """The `build` of an OpSpec: knob values (checked, defaults filled in) -> implementation."""
 
     def build(values: dict[str, Any]) -> TritonImplementation:
         unknown = sorted(set(values) - set(knobs))
         if unknown:
-            raise ConfigError(f"op '{op}' has no knob {', '.join(unknown)}; knobs: {', '.join(knobs)}")
+            raise ConfigError(
+                f"op '{op}' has no knob {', '.join(unknown)}; knobs: {', '.join(knobs)}"
+            )
         for knob, value in values.items():
             if value not in knobs[knob]:
                 allowed = ", ".join(str(v) for v in knobs[knob])

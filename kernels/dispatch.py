@@ -67,7 +67,9 @@ def uses_triton(implementation: Implementation) -> bool:
     return not any(implementation is spec.reference for spec in OPS.values())
 
 
-def select(settings: dict[str, Any] | None, device: torch.device | None = None) -> dict[str, Implementation]:
+def select(
+    settings: dict[str, Any] | None, device: torch.device | None = None
+) -> dict[str, Implementation]:
     """Resolve a whole `kernels` setting without applying it. With a device, also refuse a
     Triton choice that cannot run there, in one line, before any training starts."""
     if settings is not None and not isinstance(settings, dict):

@@ -1,4 +1,4 @@
-"""The op registry: every kernel op with its reference, its hand-written Triton template and its spec.
+"""The op registry: every kernel op with its reference, its hand-written Triton template, its spec.
 
 An op is a function with a fixed Python signature (`OpSpec.signature`). Every implementation of
 it, the PyTorch reference, the hand-written Triton kernel built from knob values, or a kernel the
@@ -55,7 +55,7 @@ class OpSpec:
     # "interpreter" (small, for CPU tests under TRITON_INTERPRET=1), "suite" (the suite's models
     # on ML-100K) and "production" (batch 4096, 26-40 fields, widths 16-128, sequences 50-4096).
     shapes: dict[str, list[Shape]]
-    # dtype -> (atol, rtol) for outputs and gradients against the reference.
+    # dtype -> (atol, rtol) for outputs and gradients against the reference; see `mismatch`.
     tolerances: dict[torch.dtype, tuple[float, float]]
     # True where the op's speed is set by memory traffic; judge it by achieved bandwidth.
     memory_bound: bool
@@ -67,6 +67,39 @@ class OpSpec:
     @property
     def default_knobs(self) -> dict[str, Any]:
         return {knob: values[0] for knob, values in self.knobs.items()}
+
+    def mismatch(
+        self, actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype
+    ) -> str | None:
+        """None when `actual` matches `expected` within this op's tolerance for `dtype`, else one
+        line saying where and by how much it does not.
+
+        Close means |actual - expected| <= atol * max(1, max|expected|) + rtol * |expected| at
+        every element. atol scales with the tensor's largest magnitude because a gradient summed
+        over a batch carries rounding error in proportion to the sum's size, not to each element
+        (torch's own bf16 dW of a 4096-row linear layer is off by 1.0 where the true value is 0).
+        `expected` should be the reference evaluated in float32 on the same input values.
+        """
+        if actual.shape != expected.shape:
+            return f"shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+        if actual.numel() == 0:
+            return None
+        atol, rtol = self.tolerances[dtype]
+        actual, expected = actual.detach().double(), expected.detach().double()
+        if not bool(torch.isfinite(actual).all()):
+            return f"{int((~torch.isfinite(actual)).sum())} non-finite values"
+        scale = max(1.0, float(expected.abs().max()))
+        excess = (actual - expected).abs() - (atol * scale + rtol * expected.abs())
+        worst = int(excess.argmax())
+        if float(excess.view(-1)[worst]) <= 0:
+            return None
+        where = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+        bad = int((excess > 0).sum())
+        return (
+            f"{bad} of {expected.numel()} values off; worst at {where}: "
+            f"{float(actual.view(-1)[worst]):.6g} vs {float(expected.view(-1)[worst]):.6g} "
+            f"(atol {atol} x {scale:.3g}, rtol {rtol})"
+        )
 
 
 def _load() -> dict[str, OpSpec]:

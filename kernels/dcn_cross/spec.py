@@ -6,7 +6,13 @@ import math
 
 import torch
 
-from autorec.kernels.common import element_size, generator, randn, triton_builder
+from autorec.kernels.common import (
+    DEFAULT_TOLERANCES,
+    element_size,
+    generator,
+    randn,
+    triton_builder,
+)
 from autorec.kernels.dcn_cross.reference import dcn_cross
 from autorec.kernels.registry import OpSpec
 
@@ -71,9 +77,7 @@ SPEC = OpSpec(
             {"batch": 4096, "width": 40 * 64},
         ],
     },
-    # The reductions run in another order than torch's GEMM. In bf16, dW sums the batch's
-    # bf16-rounded dz x products, as torch's bf16 backward does, so its error grows with sqrt(B).
-    tolerances={torch.float32: (2e-4, 2e-4), torch.bfloat16: (5e-2, 5e-2)},
+    tolerances=dict(DEFAULT_TOLERANCES),
     memory_bound=False,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -61,7 +61,7 @@ SPEC = OpSpec(
             {"batch": 4096, "fields": 40, "dim": 128},
         ],
     },
-    tolerances={torch.float32: (1e-4, 1e-4), torch.bfloat16: DEFAULT_TOLERANCES[torch.bfloat16]},
+    tolerances=dict(DEFAULT_TOLERANCES),
     memory_bound=True,
     bytes_moved=bytes_moved,
     flops=flops,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from autorec.kernels.common import element_size, generator, randn, triton_builder
+from autorec.kernels.common import (
+    DEFAULT_TOLERANCES,
+    element_size,
+    generator,
+    randn,
+    triton_builder,
+)
 from autorec.kernels.hstu_attention.reference import hstu_attention
 from autorec.kernels.registry import OpSpec
 
@@ -74,7 +80,7 @@ SPEC = OpSpec(
             {"batch": 4, "length": 4096, "heads": 2, "attention_dim": 128, "linear_dim": 128},
         ],
     },
-    tolerances={torch.float32: (2e-4, 2e-4), torch.bfloat16: (3e-2, 3e-2)},
+    tolerances=dict(DEFAULT_TOLERANCES),
     memory_bound=False,
     bytes_moved=bytes_moved,
     flops=flops,
