@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 PLUGIN = Path(__file__).with_name("plugin_space.txt")
+DUO = Path(__file__).with_name("duo_space.txt")
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,14 @@ def bowl(tmp_path) -> str:
     target = tmp_path / "bowl_space.py"
     target.write_text(PLUGIN.read_text())
     return f"{target}:Bowl"
+
+
+@pytest.fixture
+def duo(tmp_path) -> str:
+    """The two-member space of duo_space.txt (fitness worked out by hand), as `file.py:Class`."""
+    target = tmp_path / "duo_space.py"
+    target.write_text(DUO.read_text())
+    return f"{target}:Duo"
 
 
 @pytest.fixture
