@@ -36,6 +36,10 @@ def _register() -> None:
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(models.app, name="models")
 
+    from autorec.cli import kernels
+
+    app.add_typer(kernels.app, name="kernels")
+
     from autorec.cli import archive, export, spaces
 
     app.add_typer(archive.app, name="archive")

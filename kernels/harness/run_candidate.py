@@ -46,7 +46,12 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from autorec.kernels.harness import gate  # before the candidate: its references are the originals
-    from autorec.kernels.harness.variants import check_variant, variant_label
+    from autorec.kernels.harness.variants import (
+        check_variant,
+        resolve_dtypes,
+        resolve_shapes,
+        variant_label,
+    )
     from autorec.kernels.registry import get_op
 
     spec = get_op(request["op"])
@@ -71,37 +76,6 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
         result["timings"] = time_variant(spec, impl, shapes, dtypes, device)
         result["stage"] = "bench"
     return result
-
-
-def resolve_shapes(spec: Any, shapes: Any) -> list[dict[str, Any]]:
-    """A shape set's name ("interpreter", "suite", "production") or an explicit list of shapes."""
-    from autorec.errors import ConfigError
-
-    if shapes is None:
-        from autorec.kernels.harness.gate import interpreting
-
-        shapes = "interpreter" if interpreting() else "suite"
-    if isinstance(shapes, str):
-        if shapes not in spec.shapes:
-            raise ConfigError(f"op '{spec.name}' has no shape set '{shapes}'; "
-                              f"sets: {', '.join(spec.shapes)}")
-        return list(spec.shapes[shapes])
-    return [dict(s) for s in shapes]
-
-
-def resolve_dtypes(spec: Any, names: list[str] | None) -> list[Any]:
-    import torch
-
-    from autorec.errors import ConfigError
-
-    if not names:
-        return list(spec.tolerances)
-    known = {str(d).removeprefix("torch."): d for d in spec.tolerances}
-    wrong = [n for n in names if n not in known]
-    if wrong:
-        raise ConfigError(f"op '{spec.name}' has no tolerance for dtype {', '.join(wrong)}; "
-                          f"dtypes: {', '.join(known)}")
-    return [known[n] for n in names if isinstance(known[n], torch.dtype)]
 
 
 # Loading generated source.

@@ -58,9 +58,12 @@ def evaluate_variant(
     code. `device` defaults to cuda where torch sees one, else cpu with the Triton interpreter.
     The result always has `passed` and `reason`; a timed run adds `timings`.
     """
-    from autorec.kernels.harness.variants import check_variant
+    from autorec.kernels.harness.variants import check_variant, resolve_dtypes, resolve_shapes
 
     spec, variant = check_variant(op, variant)
+    if shapes is not None:
+        resolve_shapes(spec, shapes)  # a bad shape set or dtype is the caller's error, here
+    resolve_dtypes(spec, dtypes)
     device = device or _default_device()
     interpreter = (device == "cpu") if interpreter is None else interpreter
     request = {

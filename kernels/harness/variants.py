@@ -60,3 +60,29 @@ def variant_label(variant: dict[str, Any]) -> str:
         return "generated source"
     knobs = variant.get("knobs") or {}
     return ", ".join(f"{k}={v}" for k, v in knobs.items()) or "default knobs"
+
+
+def resolve_shapes(spec: Any, shapes: Any) -> list[dict[str, Any]]:
+    """A shape set's name ("interpreter", "suite", "production") or an explicit list of shapes."""
+    if shapes is None:
+        from autorec.kernels.harness.gate import interpreting
+
+        shapes = "interpreter" if interpreting() else "suite"
+    if isinstance(shapes, str):
+        if shapes not in spec.shapes:
+            raise ConfigError(f"op '{spec.name}' has no shape set '{shapes}'; "
+                              f"sets: {', '.join(spec.shapes)}")
+        return list(spec.shapes[shapes])
+    return [dict(s) for s in shapes]
+
+
+def resolve_dtypes(spec: Any, names: list[str] | None) -> list[Any]:
+    """dtype names ("float32", "bfloat16") as the op's torch dtypes; None: every dtype it has."""
+    if not names:
+        return list(spec.tolerances)
+    known = {str(d).removeprefix("torch."): d for d in spec.tolerances}
+    wrong = [n for n in names if n not in known]
+    if wrong:
+        raise ConfigError(f"op '{spec.name}' has no tolerance for dtype {', '.join(wrong)}; "
+                          f"dtypes: {', '.join(known)}")
+    return [known[n] for n in names]
