@@ -25,54 +25,54 @@ def _default(field: str) -> str:
 def search(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="search YAML; flags override it"),
     space: Optional[str] = typer.Option(
-        None, "--space", help=f"space name or path/to/file.py:Class  [default: {_default('space')}]"
+        None, "--space", help=f"space name or path/to/file.py:Class (default: {_default('space')})"
     ),
     dataset: Optional[str] = typer.Option(
-        None, "--dataset", "-d", help="dataset of a space that trains models  [default: ml-100k]"
+        None, "--dataset", "-d", help="dataset of a space that trains models (default: ml-100k)"
     ),
     task: Optional[str] = typer.Option(
-        None, "--task", "-t", help="ctr or sequential  [default: the space's, ctr]"
+        None, "--task", "-t", help="ctr or sequential (default: the space's, ctr)"
     ),
     proposer: Optional[str] = typer.Option(
         None, "--proposer", "-p",
-        help=f"agent, tpe, random, best-of-n, portfolio  [default: {_default('proposer')}]",
+        help=f"agent, tpe, random, best-of-n, portfolio (default: {_default('proposer')})",
     ),
     llm: Optional[str] = typer.Option(
-        None, "--llm", help="the agent's LLM: local (embedded SmolLM2) or openai:MODEL  [default: local]"
+        None, "--llm", help="the agent's LLM: local (embedded SmolLM2) or openai:MODEL (default: local)"
     ),
     llm_base_url: Optional[str] = typer.Option(
         None, "--llm-base-url", help="OpenAI-compatible server URL (key from OPENAI_API_KEY)"
     ),
     budget: Optional[int] = typer.Option(
         None, "--budget", "-n",
-        help=f"evaluations, the reference's included  [default: {_default('budget')}]",
+        help=f"evaluations, the reference's included (default: {_default('budget')})",
     ),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-w", help=f"concurrent trials  [default: {_default('workers')}]"
+        None, "--workers", "-w", help=f"concurrent trials (default: {_default('workers')})"
     ),
     threads: Optional[int] = typer.Option(
-        None, "--threads", help=f"torch threads per trial  [default: {_default('threads')}]"
+        None, "--threads", help=f"torch threads per trial (default: {_default('threads')})"
     ),
     gpus_per_trial: Optional[float] = typer.Option(
-        None, "--gpus-per-trial", help="GPUs per trial, fractions share one  [default: 0]"
+        None, "--gpus-per-trial", help="GPUs per trial, fractions share one (default: 0)"
     ),
-    max_time: Optional[float] = typer.Option(None, "--max-time", help="seconds of wall time  [default: none]"),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="seconds of wall time (default: none)"),
     patience: Optional[int] = typer.Option(
-        None, "--patience", help="stop after N candidates without a better one  [default: none]"
+        None, "--patience", help="stop after N candidates without a better one (default: none)"
     ),
     eval_time_limit: Optional[float] = typer.Option(
-        None, "--eval-time-limit", help="seconds per evaluation  [default: none]"
+        None, "--eval-time-limit", help="seconds per evaluation (default: none)"
     ),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="stop after this many LLM tokens  [default: none]"),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop after this LLM cost  [default: none]"),
-    seed: Optional[int] = typer.Option(None, "--seed", help=f"[default: {_default('seed')}]"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="stop after this many LLM tokens (default: none)"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop after this LLM cost (default: none)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help=f"seed of the proposer and of training (default: {_default('seed')})"),
     seed_candidates: Optional[str] = typer.Option(
         None, "--seed-candidates", help="YAML/JSON list of candidates to evaluate first"
     ),
-    run_name: Optional[str] = typer.Option(None, "--run-name", help="[default: SPACE-PROPOSER-TIME]"),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="name of the run (default: SPACE-PROPOSER-TIME)"),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue the run with this name or id"),
     ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="join an existing Ray cluster  [default: a local Ray]"
+        None, "--ray-address", help="join an existing Ray cluster (default: a local Ray)"
     ),
     assignments: Optional[list[str]] = typer.Option(None, "--set", "-s", help="space setting key=value"),
     db: Optional[str] = db_option(),
