@@ -42,6 +42,11 @@ class TritonImplementation:
         self.op, self.knobs = op, dict(knobs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        # Checked before the import: a module imported where Triton cannot run would stay
+        # compiled for the GPU even after TRITON_INTERPRET is set.
+        require_triton_device(
+            *(a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor))
+        )
         module = importlib.import_module(f"autorec.kernels.{self.op}.triton")
         return getattr(module, self.op)(*args, knobs=self.knobs, **kwargs)
 

@@ -83,10 +83,10 @@ def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, out_ptr, scale, L, H, D
 def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dk_ptr, dv_ptr, dbias_ptr,
                  scale, L, H, DA, DL,
                  sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
+                 sdk_b, sdk_l, sdk_h, sdv_b, sdv_l, sdv_h,
                  UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
-    """dK, dV of one key block and its share of d bias; do, dk, dv share the strides of
-    out, k, v (they are allocated alike)."""
+    """dK, dV of one key block and its share of d bias; do has the strides so_*."""
     pid_n = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
@@ -118,18 +118,19 @@ def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dk_ptr, dv_
         ds = tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
         dk += _dot(tl.trans(ds.to(q.dtype)), q, UPCAST)
         tl.atomic_add(dbias_ptr + h * L + distance, ds, mask=allowed)
-    tl.store(dk_ptr + b * sk_b + h * sk_h + rn[:, None] * sk_l + ra[None, :],
+    tl.store(dk_ptr + b * sdk_b + h * sdk_h + rn[:, None] * sdk_l + ra[None, :],
              dk.to(dk_ptr.dtype.element_ty), mask=(rn[:, None] < L) & (ra[None, :] < DA))
-    tl.store(dv_ptr + b * sv_b + h * sv_h + rn[:, None] * sv_l + rl[None, :],
+    tl.store(dv_ptr + b * sdv_b + h * sdv_h + rn[:, None] * sdv_l + rl[None, :],
              dv.to(dv_ptr.dtype.element_ty), mask=(rn[:, None] < L) & (rl[None, :] < DL))
 
 
 @triton.jit
 def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dq_ptr, scale, L, H, DA, DL,
                 sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
+                sdq_b, sdq_l, sdq_h,
                 UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
-    """dQ of one query block; dq shares q's strides."""
+    """dQ of one query block."""
     pid_m = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
@@ -156,7 +157,7 @@ def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dq_ptr, scal
         dp = _dot(do, tl.trans(v), UPCAST)
         ds = tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
         dq += _dot(ds.to(k.dtype), k, UPCAST)
-    tl.store(dq_ptr + b * sq_b + h * sq_h + rm[:, None] * sq_l + ra[None, :],
+    tl.store(dq_ptr + b * sdq_b + h * sdq_h + rm[:, None] * sdq_l + ra[None, :],
              dq.to(dq_ptr.dtype.element_ty), mask=(rm[:, None] < L) & (ra[None, :] < DA))
 
 
@@ -197,17 +198,19 @@ class HSTUAttention(torch.autograd.Function):
         batch, length, heads, da = q.shape
         dl = v.shape[-1]
         grad = grad.contiguous()
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        # Fresh contiguous gradients; q, k, v may be strided views of one projection.
+        dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
         dbias = torch.zeros(heads, length, dtype=torch.float32, device=q.device)
         meta = ctx.meta
         if grad.numel():
             shared = (ctx.scale, length, heads, da, dl, *_strides(q, k, v, grad),
                       distance_bias.stride(0))
             _backward_kv[(triton.cdiv(length, meta["BLOCK_N"]), batch * heads)](
-                q, k, v, distance_bias, lengths, grad, dk, dv, dbias, *shared, **meta,
+                q, k, v, distance_bias, lengths, grad, dk, dv, dbias, *shared,
+                *_strides(dk, dv), **meta,
             )
             _backward_q[(triton.cdiv(length, meta["BLOCK_M"]), batch * heads)](
-                q, k, v, distance_bias, lengths, grad, dq, *shared, **meta,
+                q, k, v, distance_bias, lengths, grad, dq, *shared, *_strides(dq), **meta,
             )
         else:
             dq.zero_(), dk.zero_(), dv.zero_()
