@@ -133,8 +133,16 @@ def train_model(
     data: CTRData | SequentialData,
     settings: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    adapt_model: Callable[[nn.Module], None] | None = None,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainResult:
-    """Train `name` on `data` and score it on the test split at its best validation epoch."""
+    """Train `name` on `data` and score it on the test split at its best validation epoch.
+
+    `adapt_model(model)` may change the built model before training (iHAS installs its gates
+    there); `on_epoch_start(epoch, model)` runs before each training epoch (a schedule for a
+    temperature or a regulariser weight). Any submodule with an `extra_loss()` method adds its
+    value to every CTR training batch's loss.
+    """
     if name not in MODELS:
         model_class(name)  # raises the error that lists known models
     task = MODELS[name].task
@@ -145,6 +153,8 @@ def train_model(
     device = resolve_device(train_config.device)
     kernels.configure(train_config.kernels, device)
     model = build_model(name, data, model_config)
+    if adapt_model is not None:
+        adapt_model(model)
     model.prepare(data)
     model.to(device)
     loop = (_CTRLoop if task == "ctr" else _SequentialLoop)(model, data, device)
@@ -158,6 +168,8 @@ def train_model(
         )
         generator = torch.Generator().manual_seed(train_config.seed)
         for epoch in range(1, train_config.epochs + 1):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
             model.train()
             loss = loop.train_epoch(optimiser, train_config.batch_size, generator)
             if not math.isfinite(loss):
@@ -262,6 +274,8 @@ class _CTRLoop:
     def __init__(self, model: CTRModel, data: CTRData, device: torch.device):
         self.model, self.data, self.device = model, data, device
         self.loss_fn = nn.BCEWithLogitsLoss()
+        # Regularisers a module adds to the loss (iHAS's gate penalties), read after each forward.
+        self.loss_terms = [m for m in model.modules() if callable(getattr(m, "extra_loss", None))]
 
     def rows(self, split: str) -> int:
         return len(getattr(self.data, split))
@@ -273,7 +287,10 @@ class _CTRLoop:
 
         def batch_loss(index: torch.Tensor) -> torch.Tensor:
             logits = self.model(_to(split.batch(index), self.device))
-            return self.loss_fn(logits, split.label[index].to(self.device))
+            loss = self.loss_fn(logits, split.label[index].to(self.device))
+            for module in self.loss_terms:
+                loss = loss + module.extra_loss()
+            return loss
 
         return _run_epoch(len(split), batch_loss, optimiser, batch_size, generator)
 

@@ -40,11 +40,12 @@ def _register() -> None:
 
     app.add_typer(kernels.app, name="kernels")
 
-    from autorec.cli import archive, export, spaces
+    from autorec.cli import archive, export, ihas, spaces
 
     app.add_typer(archive.app, name="archive")
     app.command("export")(export.export)
     app.add_typer(spaces.app, name="spaces")
+    app.command("ihas")(ihas.ihas)
 
 
 _register()
