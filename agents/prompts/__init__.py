@@ -1,1 +1,0 @@
-"""The LLM agent's prompt templates (text files), a package so they install as package data."""
