@@ -1,4 +1,4 @@
-"""Prompt synthesis: templates (text files in agents/prompts/) filled with retrieved context.
+"""Prompt synthesis: templates (text files in agents/prompt_templates/) filled with retrieved context.
 
 The system message holds what is fixed for a run (the space description, objectives, knowledge
 notes, the Candidate schema, the reply format), so servers and local models can reuse its cached
@@ -50,10 +50,10 @@ class Limits:
 
 @functools.lru_cache(maxsize=None)
 def template(name: str) -> Template:
-    """The text template `agents/prompts/<name>.txt`."""
+    """The text template `agents/prompt_templates/<name>.txt`."""
     if name not in TEMPLATES:
         raise KeyError(f"no prompt template '{name}'")
-    text = resources.files("autorec.agents").joinpath("prompts", f"{name}.txt").read_text("utf-8")
+    text = resources.files("autorec.agents.prompt_templates").joinpath(f"{name}.txt").read_text("utf-8")
     return Template(text)
 
 

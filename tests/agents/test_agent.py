@@ -93,7 +93,7 @@ def rich_archive(space):
 def mode_of_prompt(messages):
     first = messages[1]["content"].splitlines()[0]
     for mode in MODES:
-        source = resources.files("autorec.agents").joinpath("prompts", f"{mode}.txt").read_text()
+        source = resources.files("autorec.agents.prompt_templates").joinpath(f"{mode}.txt").read_text()
         if first == source.splitlines()[0]:
             return mode
     raise AssertionError(first)

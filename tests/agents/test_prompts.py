@@ -74,7 +74,7 @@ def text_of(messages):
 
 
 def first_line(mode):
-    source = resources.files("autorec.agents").joinpath("prompts", f"{mode}.txt").read_text()
+    source = resources.files("autorec.agents.prompt_templates").joinpath(f"{mode}.txt").read_text()
     return source.splitlines()[0]
 
 
