@@ -234,6 +234,8 @@ def builtin_spaces() -> dict[str, str]:
     return {
         "architecture": "autorec.search_spaces.architecture:ArchitectureSpace",
         "embedding_dims": "autorec.search_spaces.embedding_dims:EmbeddingDimsSpace",
+        "prompt_template": "autorec.search_spaces.prompt_template:PromptTemplateSpace",
+        "triton_kernels": "autorec.search_spaces.triton_kernels:TritonKernelsSpace",
     }
 
 

@@ -12,8 +12,6 @@ folder and the installed libraries. The result goes to the file the request name
 
 from __future__ import annotations
 
-import builtins
-import importlib.util
 import json
 import os
 import sys
@@ -82,28 +80,13 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_source(source: str, spec: Any, folder: Path):
-    """The entry function of `source`, imported as a module from a file (Triton reads kernels'
-    source with inspect), with restricted builtins, under the audit hook."""
-    from autorec.kernels.harness.static_check import ALLOWED_MODULES, FORBIDDEN_BUILTINS, check_source
+    """The entry function of `source`, loaded (restricted builtins) under the audit hook."""
+    from autorec.kernels.harness.generated import load_module_entry
+    from autorec.kernels.harness.static_check import check_source
 
-    checked = check_source(source, spec.signature)  # again: the child trusts no one
-    path = folder / "candidate_kernel.py"
-    path.write_text(source)
+    check_source(source, spec.signature)  # again, before the hook: the child trusts no one
     install_audit_hook(folder)
-    loader_spec = importlib.util.spec_from_file_location("autorec_candidate_kernel", path)
-    module = importlib.util.module_from_spec(loader_spec)
-    safe = {k: v for k, v in vars(builtins).items() if k not in FORBIDDEN_BUILTINS}
-
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level or name not in ALLOWED_MODULES:
-            raise ImportError(f"import of '{name}' is refused in a kernel")
-        return builtins.__import__(name, globals, locals, fromlist, level)
-
-    safe["__import__"] = guarded_import
-    module.__dict__["__builtins__"] = safe
-    sys.modules[loader_spec.name] = module
-    loader_spec.loader.exec_module(module)
-    return getattr(module, checked.entry)
+    return load_module_entry(source, spec, folder, "autorec_candidate_kernel")
 
 
 def install_audit_hook(folder: Path) -> None:
