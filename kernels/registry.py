@@ -31,7 +31,9 @@ Shape = dict[str, Any]
 Implementation = Callable[..., torch.Tensor]
 
 # The ops in the order the docs list them; each lives in autorec.kernels.<name>.spec as SPEC.
-OP_NAMES = ("embedding_pool", "fm_interaction", "dcn_cross", "hstu_attention")
+OP_NAMES = (
+    "embedding_pool", "fm_interaction", "dcn_cross", "hstu_attention", "hstu_attention_jagged"
+)
 
 
 @dataclass(frozen=True)

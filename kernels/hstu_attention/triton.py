@@ -26,6 +26,24 @@ from autorec.kernels.common import (
 
 
 @triton.jit
+def _row(rows_ptr, b, N, JAGGED: tl.constexpr):
+    """(first token of row b in its tensor, the row's length, its first item position).
+
+    Padded: rows_ptr holds lengths; row b is positions 0..N-1 of slice b, its items last.
+    Jagged: rows_ptr holds offsets; row b is tokens offsets[b]..offsets[b+1]-1, all items.
+    """
+    if JAGGED:
+        start = tl.load(rows_ptr + b)
+        length = tl.load(rows_ptr + b + 1) - start
+        first = length * 0
+    else:
+        start = tl.load(rows_ptr + b) * 0
+        length = start + N
+        first = N - tl.load(rows_ptr + b)
+    return start, length, first
+
+
+@triton.jit
 def _scores(q, k, rm, rn, first, L, bias_ptr, UPCAST: tl.constexpr):
     """Scores [BM, BN] of queries rm against keys rn, and which of them are allowed."""
     if UPCAST:
@@ -48,14 +66,19 @@ def _dot(a, b, UPCAST: tl.constexpr):
 
 
 @triton.jit
-def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, out_ptr, scale, L, H, DA, DL,
+def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, out_ptr, scale, N, H, DA, DL,
              sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
-             UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+             JAGGED: tl.constexpr, UPCAST: tl.constexpr,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
              BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     pid_m = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
-    first = L - tl.load(lengths_ptr + b)
+    start, L, first = _row(rows_ptr, b, N, JAGGED)
+    q_ptr += start * sq_l
+    k_ptr += start * sk_l
+    v_ptr += start * sv_l
+    out_ptr += start * so_l
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
@@ -80,17 +103,24 @@ def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, out_ptr, scale, L, H, D
 
 
 @triton.jit
-def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dk_ptr, dv_ptr, dbias_ptr,
-                 scale, L, H, DA, DL,
+def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, do_ptr, dk_ptr, dv_ptr, dbias_ptr,
+                 scale, N, H, DA, DL,
                  sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
-                 sdk_b, sdk_l, sdk_h, sdv_b, sdv_l, sdv_h,
-                 UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 sdk_b, sdk_l, sdk_h, sdv_b, sdv_l, sdv_h, s_dbias,
+                 JAGGED: tl.constexpr, UPCAST: tl.constexpr,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     """dK, dV of one key block and its share of d bias; do has the strides so_*."""
     pid_n = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
-    first = L - tl.load(lengths_ptr + b)
+    start, L, first = _row(rows_ptr, b, N, JAGGED)
+    q_ptr += start * sq_l
+    k_ptr += start * sk_l
+    v_ptr += start * sv_l
+    do_ptr += start * so_l
+    dk_ptr += start * sdk_l
+    dv_ptr += start * sdv_l
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
@@ -117,7 +147,7 @@ def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dk_ptr, dv_
         dp = _dot(do, tl.trans(v), UPCAST)
         ds = tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
         dk += _dot(tl.trans(ds.to(q.dtype)), q, UPCAST)
-        tl.atomic_add(dbias_ptr + h * L + distance, ds, mask=allowed)
+        tl.atomic_add(dbias_ptr + h * s_dbias + distance, ds, mask=allowed)
     tl.store(dk_ptr + b * sdk_b + h * sdk_h + rn[:, None] * sdk_l + ra[None, :],
              dk.to(dk_ptr.dtype.element_ty), mask=(rn[:, None] < L) & (ra[None, :] < DA))
     tl.store(dv_ptr + b * sdv_b + h * sdv_h + rn[:, None] * sdv_l + rl[None, :],
@@ -125,16 +155,22 @@ def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dk_ptr, dv_
 
 
 @triton.jit
-def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dq_ptr, scale, L, H, DA, DL,
+def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, do_ptr, dq_ptr, scale, N, H, DA, DL,
                 sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
                 sdq_b, sdq_l, sdq_h,
-                UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                JAGGED: tl.constexpr, UPCAST: tl.constexpr,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     """dQ of one query block."""
     pid_m = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
-    first = L - tl.load(lengths_ptr + b)
+    start, L, first = _row(rows_ptr, b, N, JAGGED)
+    q_ptr += start * sq_l
+    k_ptr += start * sk_l
+    v_ptr += start * sv_l
+    do_ptr += start * so_l
+    dq_ptr += start * sdq_l
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
@@ -161,8 +197,10 @@ def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, lengths_ptr, do_ptr, dq_ptr, scal
              dq.to(dq_ptr.dtype.element_ty), mask=(rm[:, None] < L) & (ra[None, :] < DA))
 
 
-def _strides(*tensors: torch.Tensor) -> list[int]:
-    return [s for t in tensors for s in t.stride()[:3]]
+def _strides(*tensors: torch.Tensor, jagged: bool) -> list[int]:
+    """(batch, position, head) strides of [B, L, H, d] tensors; jagged ones are [1, T, H, d]
+    whose rows start at their offsets instead of at b * stride(0)."""
+    return [s for t in tensors for s in (0 if jagged else t.stride(0), t.stride(1), t.stride(2))]
 
 
 def _unit_last(t: torch.Tensor) -> torch.Tensor:
@@ -170,52 +208,71 @@ def _unit_last(t: torch.Tensor) -> torch.Tensor:
 
 
 class HSTUAttention(torch.autograd.Function):
+    """Both layouts: padded q, k, v [B, L, H, d] with `rows` = lengths [B], or jagged
+    [T, H, d] with `rows` = offsets [B + 1]."""
+
     @staticmethod
-    def forward(ctx, q, k, v, distance_bias, lengths, scale: float, knobs: dict[str, Any]):
-        require_triton_device(q, k, v, distance_bias, lengths)
+    def forward(ctx, q, k, v, distance_bias, rows, scale: float, jagged: bool,
+                knobs: dict[str, Any]):
+        require_triton_device(q, k, v, distance_bias, rows)
         q, k, v, distance_bias = (_unit_last(t) for t in (q, k, v, distance_bias))
-        lengths = lengths.contiguous()
-        batch, length, heads, da = q.shape
-        dl = v.shape[-1]
-        out = torch.empty(batch, length, heads, dl, dtype=q.dtype, device=q.device)
+        rows = rows.contiguous()
+        if jagged:
+            q, k, v = (t.unsqueeze(0) for t in (q, k, v))
+            batch, bound = len(rows) - 1, distance_bias.shape[1]
+            longest = int((rows[1:] - rows[:-1]).max()) if batch else 0
+            if longest > bound:
+                raise ValueError(
+                    f"hstu_attention_jagged: a row of {longest} items needs distance_bias of "
+                    f"at least {longest} distances, got {bound}"
+                )
+        else:
+            batch, bound = q.shape[0], q.shape[1]
+        heads, da, dl = q.shape[2], q.shape[3], v.shape[3]
+        out = torch.empty(*q.shape[:3], dl, dtype=q.dtype, device=q.device)
         meta = dict(
-            UPCAST=upcast_dot_operands(q.dtype), BLOCK_M=knobs["BLOCK_M"],
+            JAGGED=jagged, UPCAST=upcast_dot_operands(q.dtype), BLOCK_M=knobs["BLOCK_M"],
             BLOCK_N=knobs["BLOCK_N"], BLOCK_DA=max(16, next_power_of_2(da)),
             BLOCK_DL=max(16, next_power_of_2(dl)), **launch_options(knobs),
         )
-        if out.numel():
-            _forward[(triton.cdiv(length, knobs["BLOCK_M"]), batch * heads)](
-                q, k, v, distance_bias, lengths, out, scale, length, heads, da, dl,
-                *_strides(q, k, v, out), distance_bias.stride(0), **meta,
+        if out.numel() and batch:
+            _forward[(triton.cdiv(bound, knobs["BLOCK_M"]), batch * heads)](
+                q, k, v, distance_bias, rows, out, scale, bound, heads, da, dl,
+                *_strides(q, k, v, out, jagged=jagged), distance_bias.stride(0), **meta,
             )
-        ctx.save_for_backward(q, k, v, distance_bias, lengths)
-        ctx.scale, ctx.meta = scale, meta
-        return out
+        ctx.save_for_backward(q, k, v, distance_bias, rows)
+        ctx.scale, ctx.jagged, ctx.batch, ctx.bound, ctx.meta = scale, jagged, batch, bound, meta
+        return out.squeeze(0) if jagged else out
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v, distance_bias, lengths = ctx.saved_tensors
-        batch, length, heads, da = q.shape
-        dl = v.shape[-1]
-        grad = grad.contiguous()
+        q, k, v, distance_bias, rows = ctx.saved_tensors
+        jagged, batch, bound, meta = ctx.jagged, ctx.batch, ctx.bound, ctx.meta
+        heads, da, dl = q.shape[2], q.shape[3], v.shape[3]
+        grad = (grad.unsqueeze(0) if jagged else grad).contiguous()
         # Fresh contiguous gradients; q, k, v may be strided views of one projection.
-        dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
-        dbias = torch.zeros(heads, length, dtype=torch.float32, device=q.device)
-        meta = ctx.meta
-        if grad.numel():
-            shared = (ctx.scale, length, heads, da, dl, *_strides(q, k, v, grad),
+        dq, dk, dv = (torch.zeros(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
+        dbias = torch.zeros(distance_bias.shape, dtype=torch.float32, device=q.device)
+        if grad.numel() and batch:
+            shared = (ctx.scale, bound, heads, da, dl, *_strides(q, k, v, grad, jagged=jagged),
                       distance_bias.stride(0))
-            _backward_kv[(triton.cdiv(length, meta["BLOCK_N"]), batch * heads)](
-                q, k, v, distance_bias, lengths, grad, dk, dv, dbias, *shared,
-                *_strides(dk, dv), **meta,
+            _backward_kv[(triton.cdiv(bound, meta["BLOCK_N"]), batch * heads)](
+                q, k, v, distance_bias, rows, grad, dk, dv, dbias, *shared,
+                *_strides(dk, dv, jagged=jagged), dbias.stride(0), **meta,
             )
-            _backward_q[(triton.cdiv(length, meta["BLOCK_M"]), batch * heads)](
-                q, k, v, distance_bias, lengths, grad, dq, *shared, *_strides(dq), **meta,
+            _backward_q[(triton.cdiv(bound, meta["BLOCK_M"]), batch * heads)](
+                q, k, v, distance_bias, rows, grad, dq, *shared, *_strides(dq, jagged=jagged),
+                **meta,
             )
-        else:
-            dq.zero_(), dk.zero_(), dv.zero_()
-        return dq, dk, dv, dbias.to(distance_bias.dtype), None, None, None
+        if jagged:
+            dq, dk, dv = (t.squeeze(0) for t in (dq, dk, dv))
+        return dq, dk, dv, dbias.to(distance_bias.dtype), None, None, None, None
 
 
 def hstu_attention(q, k, v, distance_bias, lengths, scale: float, *, knobs: dict[str, Any]):
-    return HSTUAttention.apply(q, k, v, distance_bias, lengths, scale, knobs)
+    return HSTUAttention.apply(q, k, v, distance_bias, lengths, scale, False, knobs)
+
+
+def hstu_attention_jagged(q, k, v, distance_bias, offsets, scale: float, *,
+                          knobs: dict[str, Any]):
+    return HSTUAttention.apply(q, k, v, distance_bias, offsets, scale, True, knobs)

@@ -164,6 +164,25 @@ def test_hstu_attention_on_drawn_shapes(batch, length, heads, attention_dim, lin
     check_against_reference("hstu_attention", shape, dtype, seed=seed)
 
 
+@FEW
+@given(batch=st.integers(1, 4), max_length=st.integers(1, 40), heads=st.integers(1, 2),
+       attention_dim=st.integers(1, 20), linear_dim=st.integers(1, 20),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 99))
+def test_hstu_attention_jagged_on_drawn_shapes(batch, max_length, heads, attention_dim,
+                                               linear_dim, dtype, seed):
+    shape = {"batch": batch, "max_length": max_length, "heads": heads,
+             "attention_dim": attention_dim, "linear_dim": linear_dim}
+    check_against_reference("hstu_attention_jagged", shape, dtype, seed=seed)
+
+
+def test_hstu_attention_jagged_refuses_rows_longer_than_the_bias():
+    q, k, v = (torch.randn(5, 1, 4, device=DEVICE) for _ in range(3))
+    offsets = torch.tensor([0, 1, 5], device=DEVICE)  # a row of 4 tokens needs 4 distances
+    bias = torch.zeros(1, 3, device=DEVICE)
+    with pytest.raises(ValueError, match="a row of 4 items needs distance_bias of at least 4"):
+        get_op("hstu_attention_jagged").triton_default(q, k, v, bias, offsets, 0.25)
+
+
 def test_embedding_pool_empty_bags_pool_to_zero_and_get_no_gradient():
     spec = get_op("embedding_pool")
     weight = torch.randn(6, 4, device=DEVICE, requires_grad=True)

@@ -1,0 +1,1 @@
+"""hstu_attention over jagged rows: tokens of all rows concatenated, delimited by offsets."""
