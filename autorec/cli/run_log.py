@@ -26,6 +26,7 @@ class RunLog:
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
     def __enter__(self) -> "RunLog":
+        _configure_transformers_logging()
         logging.captureWarnings(True)
         warnings.simplefilter("default")
         for name in LIBRARY_LOGGERS:
@@ -51,6 +52,15 @@ class RunLog:
         for logger, handlers, propagate in self._saved:
             logger.handlers, logger.propagate = handlers, propagate
         logging.captureWarnings(False)
+
+
+def _configure_transformers_logging() -> None:
+    """transformers adds its own stderr handler the first time it logs; have it do so now, so
+    that the handler is replaced below rather than added after (0.6 s of import)."""
+    try:
+        import transformers.utils.logging  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _archive_folder(url: str) -> Path:

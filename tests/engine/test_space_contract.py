@@ -224,3 +224,11 @@ def test_help_shows_every_default():
     for default in ("default: architecture", "default: agent", "default: 10", "default: ml-100k",
                     "default: local", "default: 1", "default: 0"):
         assert default in text, default
+
+
+def test_an_empty_file_as_db_is_refused_not_made_an_archive(bowl):
+    Path("empty.db").write_bytes(b"")
+    result = search("--space", bowl, "--db", "empty.db")
+    assert result.exit_code == 2
+    assert "empty.db is an empty file, not an autorec archive" in result.stderr
+    assert Path("empty.db").stat().st_size == 0 and not Path("runs.db").exists()
