@@ -195,15 +195,21 @@ def test_beating_the_parent_earns_half_and_an_unusable_reply_earns_nothing_at_on
             ['{"x": 0.5, "y": 0.0, "rationale": "toward the optimum"}', "no json at all"]
         ),
     )
-    archive = [
-        CandidateSummary(1, {"x": 0.0, "y": 0.0}, "done", -5.0, {}, "reference", [], 0),
-        CandidateSummary(2, {"x": 1.0, "y": -2.0}, "done", 0.0, {}, "tpe", [], 0),
-    ]
+    # Only the reference is done when the LLM proposes: whether it refines it (parent -5) or
+    # restarts (baseline: the archive's median, -5), the baseline is -5.
+    archive = [CandidateSummary(1, {"x": 0.0, "y": 0.0}, "done", -5.0, {}, "reference", [], 0)]
     (first,) = portfolio.propose(ProposalContext(space, 1, archive, None, 0), 1)
     assert first.error is None and first.operator.startswith("llm:")
+    assert first.parents in ([], [1])
+    # Meanwhile another candidate set a best of 0 (not one the portfolio proposed: no reward).
+    portfolio.observe(CandidateResult(2, {"x": 1.0, "y": -2.0}, "done", 0.0, {}, "seed"))
+    assert list(portfolio.window) == []
     portfolio.observe(CandidateResult(3, first.params, "done", -1.0, {}, first.operator))
-    expected = 0.5 if first.parents == [1] else 0.0  # above its parent (-5), below the best (0)
-    assert list(portfolio.window) == [("llm", expected)]
+    assert list(portfolio.window) == [("llm", 0.5)]  # above its baseline (-5), below the best (0)
+    archive += [
+        CandidateSummary(2, {"x": 1.0, "y": -2.0}, "done", 0.0, {}, "seed", [], 0),
+        CandidateSummary(3, first.params, "done", -1.0, {}, first.operator, first.parents, 1),
+    ]
     (second,) = portfolio.propose(ProposalContext(space, 1, archive, None, 0), 1)
     assert second.error == "the reply contains no JSON object"
     assert list(portfolio.window)[-1] == ("llm", 0.0)  # counted when proposed: no result will come

@@ -34,6 +34,19 @@ def test_table_output_and_nested_settings():
     assert result.exit_code == 0, result.output
     assert "test metrics" in result.output and "auc" in result.output
 
+    def embedding_params(width):
+        result = train("--model", "fm", "--dataset", "synthetic", "--set", "epochs=1",
+                       "--set", f"field_dims.f1={width}", "--json")
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.output)
+        assert payload["config"]["model"]["field_dims"] == {"f1": width}
+        return payload["embedding_params"]
+
+    # The nested key reached the model: f1's table, and only it, is 8 columns wider at 12 than
+    # at 4, so the embedding parameters grow by 8 per f1 value.
+    grown = embedding_params(12) - embedding_params(4)
+    assert grown > 0 and grown % 8 == 0
+
 
 def test_config_file_with_flags_on_top(tmp_path):
     config = tmp_path / "fm.yaml"

@@ -41,6 +41,7 @@ def _done_evaluations(db: Path, run: str) -> int:
     )
 
 
+@pytest.mark.slow  # separate processes
 def test_kill_9_then_resume(tmp_path, bowl, short_tmp):
     ray_tmp = short_tmp
     db = tmp_path / "runs.db"
@@ -63,7 +64,8 @@ def test_kill_9_then_resume(tmp_path, bowl, short_tmp):
     }
     assert any(status == "running" for status, _, _ in before.values())
     state_before = archive.load_proposer_state(run.id)
-    assert state_before  # the proposer's state was saved as the search went
+    assert state_before["proposed"]  # the proposer's state was saved as the search went
+    told_before = [t for t in state_before["trials"] if t["state"] == "COMPLETE"]
 
     resumed = _search(["--resume", "crash", "--db", str(db)], ray_tmp)
     output, _ = resumed.communicate(timeout=300)
@@ -82,8 +84,18 @@ def test_kill_9_then_resume(tmp_path, bowl, short_tmp):
             assert after[evaluation_id].status == "done"
             assert after[evaluation_id].attempt == attempt + 1
     assert archive.get_run("crash").status == "finished"
+    # The state was restored, not only saved: the resumed TPE still knows which trial proposed
+    # each candidate before the kill (a fresh one would only meet them as repeats, under trial
+    # numbers of its own) and holds every result it had been told.
+    state_after = archive.load_proposer_state(run.id)
+    assert state_before["proposed"].items() <= state_after["proposed"].items()
+    for trial in told_before:
+        after = state_after["trials"][trial["number"]]
+        assert (after["state"], after["params"], after["value"]) == (
+            "COMPLETE", trial["params"], trial["value"])
 
 
+@pytest.mark.slow  # separate processes
 def test_two_searches_on_one_archive(tmp_path, bowl, short_tmp):
     db = tmp_path / "runs.db"
     searches = [
@@ -105,6 +117,18 @@ def test_two_searches_on_one_archive(tmp_path, bowl, short_tmp):
         ]
         assert len(done) == 10
         assert run.status == "finished"
+
+
+NODE_BOWL = """
+
+class NodeBowl(Bowl):
+    def evaluate(self, candidate, member, report):
+        import ray
+
+        with open(self.options.settings["node_log"], "a") as log:
+            log.write(ray.get_runtime_context().get_node_id() + "\\n")
+        return super().evaluate(candidate, member, report)
+"""
 
 
 @pytest.mark.slow
@@ -143,15 +167,23 @@ def test_search_on_a_two_node_ray_cluster(tmp_path, bowl, short_tmp):
             assert time.time() < deadline, "the second node did not join"
             time.sleep(1)
         db = tmp_path / "runs.db"
-        search = _search(["--space", bowl, "--proposer", "tpe", "--budget", "6", "--workers", "2",
-                          "--run-name", "cluster", "--db", str(db),
-                          "--ray-address", f"127.0.0.1:{port}", "--set", "delay=0.5", "--json"],
+        # The plugin space, plus a line per evaluation naming the Ray node it ran on (both nodes
+        # run on this machine, so the host name alone cannot tell them apart).
+        space = tmp_path / "node_bowl.py"
+        space.write_text(Path(bowl.rpartition(":")[0]).read_text() + NODE_BOWL)
+        node_log = tmp_path / "nodes.txt"
+        search = _search(["--space", f"{space}:NodeBowl", "--proposer", "tpe", "--budget", "6",
+                          "--workers", "2", "--run-name", "cluster", "--db", str(db),
+                          "--ray-address", f"127.0.0.1:{port}", "--set", "delay=0.5",
+                          "--set", f"node_log={node_log}", "--json"],
                          short_tmp)
         output, _ = search.communicate(timeout=300)
         assert search.returncode == 0, output
         summary = json.loads(output[output.index("{"):])
         assert summary["evaluations"] == 6
         assert alive_nodes() == 2
+        # One CPU per node and two trials at a time: evaluations ran on both nodes.
+        assert len(set(node_log.read_text().split())) == 2
     finally:
         for process in reversed(nodes):
             try:
