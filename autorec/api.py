@@ -200,7 +200,7 @@ def search_config_from(
         # Check the file's entries now, so an error names the file rather than "settings".
         from autorec.engine.search import check_seed_candidates
 
-        check_seed_candidates(search_config.build_space(), search_config.seed_candidates,
+        check_seed_candidates(search_config.build_space(new_run=True), search_config.seed_candidates,
                               source=str(seed_candidates))
     return search_config
 

@@ -23,7 +23,9 @@ class SearchConfig(pydantic.BaseModel):
     space_settings: dict[str, Any] = pydantic.Field(default_factory=dict)
     proposer: str = pydantic.Field("agent", description="agent, tpe, random, best-of-n, portfolio")
     proposer_options: dict[str, Any] = pydantic.Field(default_factory=dict)
-    budget: int | None = pydantic.Field(20, ge=1, description="evaluations, the reference's included")
+    # 10 evaluations of the default search (the agent on ML-100K) take about five minutes on
+    # two cores: a newcomer's first search finishes while they read the README.
+    budget: int | None = pydantic.Field(10, ge=1, description="evaluations, the reference's included")
     max_time: float | None = pydantic.Field(None, gt=0, description="seconds of wall time")
     patience: int | None = pydantic.Field(
         None, ge=1, description="stop after this many finished candidates without a better fitness"
@@ -45,6 +47,15 @@ class SearchConfig(pydantic.BaseModel):
     )
     run_name: str | None = None
     ray_address: str | None = None
+
+    @pydantic.field_validator("run_name")
+    @classmethod
+    def _printable_run_name(cls, name: str | None) -> str | None:
+        """A run's name is printed, written into exported YAML and read back by scripts: one
+        line of printable text (no newline or control character can smuggle in a key)."""
+        from autorec.archive import check_run_name
+
+        return None if name is None else check_run_name(name)
 
     @pydantic.field_validator("space")
     @classmethod
@@ -75,12 +86,16 @@ class SearchConfig(pydantic.BaseModel):
 
         return SpaceOptions(dataset=self.dataset, task=self.task, settings=self.space_settings)
 
-    def build_space(self) -> "SearchSpace":
-        """The one way to get the space a config (a new or a stored run's) searches."""
+    def build_space(self, new_run: bool = False) -> "SearchSpace":
+        """The one way to get the space a config (a new or a stored run's) searches.
+
+        A new run is refused a dataset its space would ignore; a stored run (older archives
+        stored a default dataset for every space) is not."""
         from autorec.space import load_space
 
         space = load_space(self.space, self.space_options())
-        if not space.needs_dataset and (self.dataset is not None or self.task is not None):
+        given = self.dataset is not None or self.task is not None
+        if new_run and given and not space.needs_dataset:
             raise ConfigError(
                 f"space '{space.name}' does not train on a dataset: drop --dataset and --task"
             )

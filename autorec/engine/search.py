@@ -64,10 +64,10 @@ def check_seed_candidates(space: SearchSpace, seeds: list, source: str = "seed c
             raise ConfigError(f"{source}: entry {index}: {err}") from None
 
 
-def prepare_search(config: SearchConfig, proposer: Proposer | None = None):
+def prepare_search(config: SearchConfig, proposer: Proposer | None = None, new_run: bool = True):
     """Everything that can refuse a search, done before any archive is opened or created: the
     space and its settings, the seeds, the proposer, and (for a GPU space) the hardware."""
-    space = config.build_space()
+    space = config.build_space(new_run=new_run)
     if not space.suite():
         raise ConfigError(f"space '{config.space}' has an empty suite")
     check_seed_candidates(space, config.seed_candidates)
@@ -112,7 +112,7 @@ def run_search(
     """
     from autorec.engine.tune_bridge import run_tune
 
-    space, proposer = prepare_search(config, proposer)
+    space, proposer = prepare_search(config, proposer, new_run=resume_run_id is None)
     _share_cores_with_workers(config)
     if not isinstance(archive, Archive):
         archive = Archive(archive, create=resume_run_id is None)

@@ -232,3 +232,9 @@ def test_an_empty_file_as_db_is_refused_not_made_an_archive(bowl):
     assert result.exit_code == 2
     assert "empty.db is an empty file, not an autorec archive" in result.stderr
     assert Path("empty.db").stat().st_size == 0 and not Path("runs.db").exists()
+
+
+def test_a_space_that_trains_on_no_dataset_refuses_one(bowl):
+    result = search("--space", bowl, "--dataset", "ml-100k")
+    assert result.exit_code == 2
+    assert "space 'bowl' does not train on a dataset: drop --dataset and --task" in result.stderr
