@@ -93,7 +93,8 @@ def candidate_specs(archive: Archive, candidate_id: int) -> Export:
     members = []
     for member in space.suite():
         model, settings = member_training(space, validated, member)
-        spec = _spec(run, candidate, member, model, settings, metrics.get(member.key))
+        member_metrics = metrics.get(member.key) or metrics.get(member.base_key)  # older archives
+        spec = _spec(run, candidate, member, model, settings, member_metrics)
         members.append(MemberSpec(member.key, spec))
     if not members:
         raise ExportError(f"space '{run.space}' has an empty suite: nothing to export")
@@ -104,13 +105,11 @@ def rebuild_space(run: Run) -> SearchSpace:
     """The run's space with the options it was searched with (dataset, task, space settings)."""
     import pydantic
 
-    from autorec.space import SpaceOptions, load_space
+    from autorec.search_config import SearchConfig
 
-    config = run.config or {}
-    options = {k: config[k] for k in ("dataset", "task") if config.get(k) is not None}
-    options["settings"] = dict(config.get("space_settings") or {})
     try:
-        return load_space(run.space, SpaceOptions.model_validate(options))
+        config = SearchConfig.model_validate({**(run.config or {}), "space": run.space})
+        return config.build_space()
     except (AutorecError, pydantic.ValidationError) as err:
         raise ExportError(f"cannot rebuild space '{run.space}' of run '{run.name}': {err}") from None
 
@@ -125,13 +124,13 @@ def member_training(
     """
     from autorec.space import CANDIDATE_MODEL
 
-    hook = getattr(space, "trainer_settings", None)
-    if not callable(hook):
+    settings = space.trainer_settings(candidate, member)  # SearchSpace's default: None
+    if settings is None:
         raise ExportError(
             f"space '{space.name}' does not say how it trains a candidate: give it a method "
             "trainer_settings(candidate, member) returning the flat trainer settings"
         )
-    settings = dict(hook(candidate, member))
+    settings = dict(settings)
     model = member.model
     if model == CANDIDATE_MODEL:
         model = getattr(candidate, "model", None)
@@ -198,12 +197,24 @@ def render(member: MemberSpec, fmt: str = "yaml") -> str:
     if fmt == "json":
         return json.dumps(_finite(data), indent=2, default=str) + "\n"
     provenance = spec.provenance or {}
+    # The comment holds names from the archive: escaped to one line, so no text can end the
+    # comment and start a key (the document itself is YAML-quoted by safe_dump).
     header = (
         f"# autorec export: candidate {provenance.get('candidate_id')} of run "
-        f"'{provenance.get('run')}' on suite member {member.member}\n"
+        f"{_one_line(provenance.get('run'))} on suite member {_one_line(member.member)}\n"
         "# retrain it with: autorec train --config THIS_FILE\n"
     )
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _one_line(value: Any) -> str:
+    """`value` quoted, with every character that is not printable (newlines, U+2028, controls)
+    written as its escape."""
+    text = str(value)
+    escaped = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+    return "'" + escaped.replace("'", "''") + "'"
 
 
 def _finite(value: Any) -> Any:
