@@ -187,12 +187,19 @@ def print_result(result, as_json: bool, log_path) -> None:
     ))
     best = result.best
     if best is not None:
-        valid = ", ".join(f"{k} {v:.4f}" for k, v in best.objectives.items())
-        test = ", ".join(f"{k} {v:.4f}" for k, v in best.reported.items())
+        valid = ", ".join(f"{k} {_figure(v)}" for k, v in best.objectives.items())
+        test = ", ".join(f"{k} {_figure(v)}" for k, v in best.reported.items())
         console.print(f"best #{best.id} ({best.operator}): validation {valid}"
                       + (f"; test {test}" if test else ""))
     if log_path is not None and log_path.exists() and log_path.stat().st_size:
         console.print(f"library warnings: {log_path}")
+
+
+def _figure(value: float) -> str:
+    """Counts (params) as integers with separators, rates and scores with four decimals."""
+    if float(value).is_integer() and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4f}"
 
 
 def _candidate_json(c) -> dict:
