@@ -34,7 +34,7 @@ class GatedFieldEmbedding(FieldEmbedding):
         self.layout = GateLayout({name: self.dims[name] for name in self.tables})
         self.gate = GateNetwork(
             sum(self.dims[n] for n in self.names), self.layout.gates, settings.hidden,
-            settings.open_bias, settings.gate_step / lr,
+            settings.open_bias, settings.gate_step / lr, settings.instance_gain,
         )  # fmt: skip
         self.temperature = settings.temperature
         self.sparsity_weight = settings.sparsity

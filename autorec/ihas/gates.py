@@ -91,20 +91,34 @@ def polarisation_penalty(probabilities: torch.Tensor) -> torch.Tensor:
 
 
 class GateNetwork(nn.Module):
-    """An instance's concatenated field embeddings -> one keep-logit per gate."""
+    """An instance's concatenated field embeddings -> one keep-logit per gate.
 
-    def __init__(self, in_dim: int, gates: int, hidden: int, open_bias: float, gain: float):
+    A logit is a shared per-gate bias plus an instance-wise term. Adam moves each weight by about
+    lr per step whatever its gradient's size, so the bias is scaled by `gain` (its logit moves
+    about gain * lr per step): a search stage of a few epochs can open or shut a gate for
+    everyone, while the instance-wise term moves at the model's pace and only bends the pattern
+    where instances consistently disagree (`instance_gain` speeds it up the same way).
+    """
+
+    def __init__(
+        self, in_dim: int, gates: int, hidden: int, open_bias: float, gain: float,
+        instance_gain: float = 1.0,
+    ):  # fmt: skip
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, gates))
-        # Adam moves each weight by about lr per step whatever its gradient's size; scaling the
-        # output by `gain` makes a gate's logit move about gain * lr per step, so a search stage
-        # of a few epochs can open or shut a gate whatever the model's learning rate.
-        self.gain = gain
+        # The embeddings start at std 0.01 and grow unevenly: normalising each instance's input
+        # lets the instance-wise term see its direction, not its scale.
+        self.net = nn.Sequential(
+            nn.LayerNorm(in_dim, elementwise_affine=False),
+            nn.Linear(in_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, gates, bias=False),
+        )
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.1 / instance_gain)
+        self.gain, self.instance_gain = gain, instance_gain
         # Gates start open (p = sigmoid(open_bias)): the model first learns at full width and the
         # sparsity term then closes the blocks the loss does not defend.
-        with torch.no_grad():
-            self.net[-1].weight.mul_(0.1 / gain)
-            self.net[-1].bias.fill_(open_bias / gain)
+        self.bias = nn.Parameter(torch.full((gates,), open_bias / gain))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.gain * self.net(embeddings)
+        return self.instance_gain * self.net(embeddings) + self.gain * self.bias

@@ -16,7 +16,7 @@ from autorec.data.features import CTRData
 from autorec.ihas.cluster import assign, cluster
 from autorec.ihas.retrain import SPLITS, retrain
 from autorec.ihas.router import Router, score
-from autorec.ihas.search import gate_probabilities, run_search
+from autorec.ihas.search import SearchOutcome, gate_probabilities, run_search
 from autorec.ihas.settings import IhasSettings
 from autorec.ihas.gated_embedding import install_gates
 from autorec.trainer import TrainResult, build_model, split_settings
@@ -28,6 +28,29 @@ class IhasRun:
     router: Router
     group_results: list[TrainResult]
     groups: dict[str, torch.Tensor]  # split -> group of every row
+    search: SearchStage  # reusable for another number of groups
+
+
+@dataclasses.dataclass
+class SearchStage:
+    outcome: SearchOutcome
+    probabilities: dict[str, torch.Tensor]  # split -> [N, G] keep-probabilities
+    valid: dict[str, float]  # the gated model's validation metrics
+    seconds: float
+
+
+def check_gatable(model: str, data: CTRData, settings: IhasSettings) -> None:
+    """A model without field embeddings fails here, before anything trains."""
+    install_gates(build_model(model, data, split_settings(model, {}, "ctr")[0]), settings)
+
+
+def search_stage(model: str, data: CTRData, settings: IhasSettings) -> SearchStage:
+    check_gatable(model, data, settings)
+    start = time.perf_counter()
+    outcome = run_search(model, data, settings)
+    probabilities = {name: gate_probabilities(outcome.model, getattr(data, name)) for name in SPLITS}
+    valid = score(outcome.model, data.valid)
+    return SearchStage(outcome, probabilities, valid, time.perf_counter() - start)
 
 
 def run_ihas(
@@ -36,19 +59,18 @@ def run_ihas(
     groups: int,
     settings: IhasSettings,
     on_stage: Callable[[str], None] | None = None,
+    searched: SearchStage | None = None,
 ) -> IhasRun:
+    """All three stages; pass `searched` (an earlier run's `.search`, same model, data and
+    settings) to cluster and retrain for another number of groups without searching again."""
     say = on_stage or (lambda _stage: None)
-    seconds: dict[str, float] = {}
-    # A model without field embeddings fails here, before any stage starts.
-    install_gates(build_model(model, data, split_settings(model, {}, "ctr")[0]), settings)
-
-    say("search")
-    start = time.perf_counter()
-    search = run_search(model, data, settings)
+    if searched is None:
+        check_gatable(model, data, settings)
+        say("search")
+        searched = search_stage(model, data, settings)
+    seconds = {"search": searched.seconds}
+    search, probabilities = searched.outcome, searched.probabilities
     layout = search.gates.layout
-    probabilities = {name: gate_probabilities(search.model, getattr(data, name)) for name in SPLITS}
-    search_valid = score(search.model, data.valid)
-    seconds["search"] = time.perf_counter() - start
 
     say("cluster")
     start = time.perf_counter()
@@ -72,7 +94,7 @@ def run_ihas(
         "split_hash": data.split_hash,
         "groups": groups,
         "search": {
-            "valid_auc": search_valid["auc"],
+            "valid_auc": searched.valid["auc"],
             "width": settings.width,
             "epochs": len(search.result.history),
             "train_seconds": search.result.train_seconds,
@@ -103,4 +125,4 @@ def run_ihas(
         "seconds": seconds,
         "settings": settings.model_dump(),
     }
-    return IhasRun(report, router, results, assignment)
+    return IhasRun(report, router, results, assignment, searched)

@@ -33,6 +33,11 @@ class GateSettings(pydantic.BaseModel):
         description="about how far one Adam step moves a gate's keep-logit (the gate network's "
         "output is scaled by gate_step / lr, so a short search stage can still move the gates)",
     )  # fmt: skip
+    instance_gain: float = pydantic.Field(
+        1.0, gt=0, le=10000,
+        description="speed-up of the gates' instance-wise term over the model's learning rate "
+        "(higher: more instance-wise variety, and noisier gates)",
+    )  # fmt: skip
     open_bias: float = pydantic.Field(
         3.0, ge=-10, le=10, description="initial keep-logit of every gate (3: p = 0.95)"
     )
