@@ -238,6 +238,7 @@ def ask(
                 seed=None if seed is None else seed + attempt,
             )
         except LLMError as err:
+            calls.extend(getattr(err, "calls", []))  # a failed call's record, for the archive
             reason = f"the LLM backend failed: {err}"
             return Answer(ParsedReply(None, error=shorten(reason, MAX_ERROR)), calls, text)
         calls.append(completion)

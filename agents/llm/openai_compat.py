@@ -10,6 +10,13 @@ then `json_object` with the schema beside it (llama-cpp-python's form), then bar
 then plain text. A server that answers 400/415/422 to one level is asked again at the next. Below
 `json_schema` the server may not see or honour the schema, so it also goes into a system message.
 Replies are not trusted to match: the agent validates them and asks for repairs.
+
+Secrets: the API key is registered with autorec.secrets, so it is masked in every error message
+this backend raises (some servers echo the Authorization header in their error body), in the
+archive and in logs. A failed call raises `FailedCall`, an LLMError that carries the call's record
+(prompt, latency, error) for the archive. The first time the endpoint cannot be reached at all,
+one warning line goes to stderr: the search goes on, and the console should say why proposals
+stopped coming from the LLM.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +32,7 @@ import urllib.request
 from typing import Any, ClassVar
 
 from autorec.agents.llm.base import Completion, LLMBackend, LLMError, Message
+from autorec.secrets import redact, register
 
 BASE_URL_ENV = ("AUTOREC_LLM_BASE_URL", "OPENAI_BASE_URL")
 API_KEY_ENV = ("AUTOREC_LLM_API_KEY", "OPENAI_API_KEY")
@@ -54,7 +63,7 @@ def normalise_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise LLMError(f"LLM base URL must be http(s)://host[:port][/path], got {url!r}")
+        raise LLMError(redact(f"LLM base URL must be http(s)://host[:port][/path], got {url!r}"))
     if url.endswith("/chat/completions"):
         url = url[: -len("/chat/completions")]
     elif not parsed.path:
@@ -63,7 +72,17 @@ def normalise_base_url(url: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()[:_MAX_ERROR_CHARS]
+    # Redacted before it is cut: a cut could split a key and leave half of it unmasked.
+    return redact(re.sub(r"\s+", " ", text)).strip()[:_MAX_ERROR_CHARS]
+
+
+class FailedCall(LLMError):
+    """A call that got no answer; `calls` holds its record (a Completion with `error`), which the
+    agent stores like any other call."""
+
+    def __init__(self, message: str, call: Completion):
+        super().__init__(message)
+        self.calls = [call]
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -123,6 +142,8 @@ class OpenAIBackend(LLMBackend):
         self.base_url = normalise_base_url(base_url or _env(BASE_URL_ENV) or DEFAULT_BASE_URL)
         self.url = f"{self.base_url}/chat/completions"
         self._api_key = api_key or _env(API_KEY_ENV)
+        register(self._api_key)
+        self._warned_unreachable = False
         if timeout_s <= 0 or retries < 1 or backoff_s < 0:
             raise LLMError("the 'openai' backend needs timeout_s > 0, retries >= 1, backoff_s >= 0")
         self.timeout_s, self.retries = float(timeout_s), int(retries)
@@ -179,7 +200,7 @@ class OpenAIBackend(LLMBackend):
                 if can_relax and failure.rejects_format:
                     level += 1
                     continue
-                raise LLMError(self._describe(failure)) from None
+                raise self._failed(failure, sent, start) from None
             break
         if schema is not None and level > self.format_level:
             self.format_level = level  # the server took this level: start there next time
@@ -202,10 +223,10 @@ class OpenAIBackend(LLMBackend):
             choice = answer["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise LLMError(
+            raise LLMError(redact(
                 f"LLM endpoint {self.url} answered without choices[0].message: "
                 f"{_one_line(json.dumps(answer)[:_MAX_ERROR_CHARS])}"
-            ) from None
+            )) from None
         usage = answer.get("usage") or {}
         tokens_in = int(usage.get("prompt_tokens") or 0)
         tokens_out = int(usage.get("completion_tokens") or 0)
@@ -219,6 +240,16 @@ class OpenAIBackend(LLMBackend):
             tokens_in=tokens_in, tokens_out=tokens_out, latency_s=time.perf_counter() - start,
             cost=(tokens_in * self.price_in + tokens_out * self.price_out) / 1000.0, error=error,
         )  # fmt: skip
+
+    def _failed(self, failure: _HTTPFailure, sent: list[Message], start: float) -> FailedCall:
+        message = redact(self._describe(failure))
+        if failure.status is None and not self._warned_unreachable:
+            self._warned_unreachable = True
+            print(f"warning: {message}; the search goes on, and each failed call is recorded "
+                  "in the archive", file=sys.stderr, flush=True)
+        call = Completion(text="", backend=self.name, model=self.model, prompt=sent,
+                          latency_s=time.perf_counter() - start, error=message)
+        return FailedCall(message, call)
 
     def _describe(self, failure: _HTTPFailure) -> str:
         where = f"LLM endpoint {self.url}"
@@ -258,13 +289,13 @@ class OpenAIBackend(LLMBackend):
             try:
                 answer = json.loads(raw)
             except ValueError:
-                raise LLMError(
+                raise LLMError(redact(
                     f"LLM endpoint {self.url} answered with something other than JSON: "
                     f"{_one_line(raw[:_MAX_ERROR_CHARS].decode(errors='replace'))}"
-                ) from None
+                )) from None
             if not isinstance(answer, dict):
                 kind = type(answer).__name__
-                raise LLMError(f"LLM endpoint {self.url} answered a JSON {kind}, not an object")
+                raise LLMError(redact(f"LLM endpoint {self.url} answered a JSON {kind}, not an object"))
             return answer
         assert failure is not None
         raise failure

@@ -14,7 +14,7 @@ as floats (see tables.py).
 from autorec.archive.errors import ArchiveError, NotFoundError
 from autorec.archive.migrations import latest_version
 from autorec.archive.queries import BestSoFar
-from autorec.archive.store import Archive, collect_environment
+from autorec.archive.store import Archive, check_run_name, collect_environment
 from autorec.archive.tables import (
     Candidate,
     CandidateStatus,
@@ -38,6 +38,7 @@ __all__ = [
     "NotFoundError",
     "Run",
     "RunStatus",
+    "check_run_name",
     "collect_environment",
     "latest_version",
     "params_hash",

@@ -5,12 +5,19 @@ WAL). The file is switched to WAL once, after the schema check (see migrations.o
 refused file is never written. Write transactions start with BEGIN IMMEDIATE: a deferred
 transaction that reads and then writes cannot wait for another writer (SQLite answers "database is
 locked" at once instead of honouring the busy timeout), an immediate one queues for the lock.
+
+A SQLite file that cannot be written (mode 0444, a read-only folder or mount, `chattr +i`) is
+opened read-only by readers: SQLite's `mode=ro`, or `immutable=1` when no write-ahead log is
+pending, which creates no -wal/-shm file at all. A writer refuses it before connecting
+(`unwritable` says why), so a refused search leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sqlite3
+import urllib.parse
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,6 +38,10 @@ class Target:
     url: sa.URL
     path: Path | None  # None for in-memory SQLite and for server databases
     label: str  # what error messages call it: the file path, or the URL without its password
+    readonly: bool = False  # opened with mode=ro / immutable=1: no write, no WAL switch
+
+    def as_readonly(self) -> Target:
+        return replace(self, readonly=True)
 
     @property
     def is_sqlite(self) -> bool:
@@ -79,12 +90,40 @@ def check_file(target: Target, create: bool) -> None:
         raise ArchiveError(f"{path} is not a SQLite database, so it cannot be an archive")
 
 
+def unwritable(target: Target) -> str | None:
+    """Why a SQLite archive file cannot be written (None when it can, or is not a file). Opening
+    the file for update writes nothing; the folder must take the -wal and -shm files."""
+    path = target.path
+    if path is None:
+        return None
+    if path.exists():
+        try:
+            with path.open("r+b"):
+                pass
+        except OSError as exc:
+            return f"the file is read-only ({exc.strerror or exc})"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only"
+    return None
+
+
+def _readonly_uri(path) -> str:
+    """mode=ro reads a pending write-ahead log (and may need to create -shm for it); without
+    one, immutable=1 reads the file alone and never creates anything beside it."""
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    return f"file:{urllib.parse.quote(str(path))}?" + ("mode=ro" if pending else "immutable=1")
+
+
 def make_engine(target: Target) -> sa.Engine:
     if not target.is_sqlite:
         return sa.create_engine(target.url, pool_pre_ping=True)
     kwargs: dict = {"connect_args": {"check_same_thread": False}}
     if target.path is None:  # in-memory: one shared connection, or every session sees a new db
         kwargs["poolclass"] = StaticPool
+    if target.readonly and target.path is not None:
+        uri = _readonly_uri(target.path)
+        kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)
     engine = sa.create_engine(target.url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -107,7 +146,7 @@ def make_engine(target: Target) -> sa.Engine:
 
 def enable_wal(engine: sa.Engine, target: Target) -> None:
     """Switch a SQLite file to WAL (persistent, so once per open is plenty)."""
-    if not target.is_sqlite or target.path is None:
+    if not target.is_sqlite or target.path is None or target.readonly:
         return
     # Through the driver: SQLAlchemy would wrap the pragma in a transaction, where it cannot run.
     raw = engine.raw_connection()

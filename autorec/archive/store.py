@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from autorec.archive import connect, migrations, queries
+from autorec.secrets import protect_logs, redact, redact_data
 from autorec.archive.errors import ArchiveError, NotFoundError
 from autorec.archive.queries import BestSoFar
 from autorec.archive.tables import (
@@ -53,6 +54,22 @@ def _plain(value: Any) -> Any:
     return None if value is None else from_json(to_json(value))
 
 
+MAX_RUN_NAME = 200
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one line of printable text (it is printed, and written into exported YAML):
+    newlines, tabs and other control or formatting characters are refused (ValueError)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a run name must be non-empty text")
+    if len(name) > MAX_RUN_NAME:
+        raise ValueError(f"a run name has at most {MAX_RUN_NAME} characters, not {len(name)}")
+    bad = sorted({repr(ch) for ch in name if not ch.isprintable()})
+    if bad:
+        raise ValueError(f"a run name must be printable text on one line; it holds {', '.join(bad)}")
+    return name
+
+
 def collect_environment() -> dict[str, Any]:
     """Where a run ran: interpreter, platform, host, and the versions of the libraries used."""
     env: dict[str, Any] = {
@@ -80,19 +97,46 @@ class Archive:
     Evaluation, LLMCall) or plain data: read their attributes freely; changing them changes
     nothing in the database. Several processes may write one SQLite file at once (WAL, a busy
     timeout and immediate write transactions), and readers never block the writer.
+
+    A SQLite file that cannot be written is opened read-only when ``create=False`` (reviewing
+    an archive someone shared, or one on a read-only mount), and refused with one line when
+    ``create=True`` (a search). ``readonly=True`` asks for a read-only open explicitly. Every
+    text stored passes `autorec.secrets.redact`: no API key or password reaches the file.
     """
 
-    def __init__(self, url: str | os.PathLike[str] = "runs.db", *, create: bool = True):
+    def __init__(
+        self, url: str | os.PathLike[str] = "runs.db", *, create: bool = True,
+        readonly: bool | None = None,
+    ):
         self.url = os.fspath(url)
+        protect_logs()  # what the search logs passes the same redaction as what it stores
         self._target = connect.resolve(url)
         connect.check_file(self._target, create)
+        reason = None if readonly else connect.unwritable(self._target)
+        if reason and (create or readonly is False):
+            raise ArchiveError(
+                f"cannot write the archive {self._target.label}: {reason}; review it with "
+                "`autorec archive ...`, or copy it somewhere writable to search"
+            )
+        if readonly or reason:
+            if self._target.path is None or not self._target.path.exists():
+                raise ArchiveError(f"no archive at {self._target.label}")
+            self._target = self._target.as_readonly()
         self._engine = connect.make_engine(self._target)
         try:
-            migrations.open_schema(self._engine, self._target, create)
+            migrations.open_schema(self._engine, self._target, create and not self.readonly)
+        except sa.exc.OperationalError as exc:
+            self._engine.dispose()
+            raise ArchiveError(f"cannot open the archive {self.location}: {exc.orig}") from None
         except BaseException:
             self._engine.dispose()
             raise
         self._writer = self._engine.execution_options(**{connect.WRITE: True})
+
+    @property
+    def readonly(self) -> bool:
+        """Opened read-only: reads work, any write raises ArchiveError."""
+        return self._target.readonly
 
     @property
     def location(self) -> str:
@@ -122,6 +166,8 @@ class Archive:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        if self.readonly:
+            raise ArchiveError(f"the archive {self.location} is open read-only")
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
@@ -148,6 +194,7 @@ class Archive:
         config: Mapping[str, Any] | Any = None,
         seed: int | None = None,
         environment: Mapping[str, Any] | None = None,
+        space_contract: Mapping[str, Any] | None = None,
     ) -> Run:
         """Start a run. Without a name one is made from the space, proposer and time.
 
@@ -157,16 +204,24 @@ class Archive:
         with self._write() as s:
             if name is None:
                 name = self._fresh_name(s, f"{space}-{proposer}-{utcnow():%Y%m%d-%H%M%S}")
-            elif s.exec(select(Run.id).where(Run.name == name)).first() is not None:
-                raise ArchiveError(f"a run named {name!r} already exists in {self.location}")
+            else:
+                try:
+                    check_run_name(name)
+                except ValueError as err:
+                    raise ArchiveError(str(err)) from None
+                if s.exec(select(Run.id).where(Run.name == name)).first() is not None:
+                    raise ArchiveError(f"a run named {name!r} already exists in {self.location}")
             run = Run(
                 name=name,
                 space=space,
                 space_version=str(space_version),
                 proposer=proposer,
-                config=_plain(config) or {},
+                config=redact_data(_plain(config)) or {},
                 seed=seed,
-                environment=_plain(collect_environment() if environment is None else environment),
+                environment=redact_data(
+                    _plain(collect_environment() if environment is None else environment)
+                ),
+                space_contract=_plain(space_contract),
             )
             s.add(run)
         return run
@@ -254,36 +309,93 @@ class Archive:
         than the deepest parent's (0 without parents). Record an invalid proposal with
         status "invalid" and the validation error.
         """
+        with self._write() as s:
+            return self._insert_candidate(
+                s, run_id, params, parents, operator, generation, rationale, status, error
+            )
+
+    def _insert_candidate(
+        self, s: Session, run_id: int, params: Any, parents: Iterable[int] = (),
+        operator: str | None = None, generation: int | None = None, rationale: str | None = None,
+        status: str = CandidateStatus.PENDING.value, error: str | None = None,
+    ) -> Candidate:
         status = _status(CandidateStatus, status)
         data = to_json(params)
         key = params_hash(data)
         parent_ids = [int(p) for p in parents]
-        with self._write() as s:
-            self._require_run(s, run_id)
-            generations = self._parent_generations(s, parent_ids)
-            if generation is None:
-                generation = 1 + max(generations) if generations else 0
-            original = self._original(s, run_id, key)
-            candidate = Candidate(
-                run_id=run_id,
-                hash=key,
-                params=from_json(data),
-                parent_ids=parent_ids,
-                operator=operator,
-                generation=generation,
-                rationale=rationale,
-                status=status,
-                error=error,
-            )
-            if original is not None:
-                candidate.duplicate_of = original.id
-                # A repeated invalid proposal stays invalid with its own reason: the reason is
-                # what the proposer (and the person reading the archive) needs to see.
-                if status != CandidateStatus.INVALID.value:
-                    candidate.status = CandidateStatus.DUPLICATE.value
-                    candidate.error = f"duplicate of candidate {original.id}"
-            s.add(candidate)
+        self._require_run(s, run_id)
+        generations = self._parent_generations(s, parent_ids)
+        if generation is None:
+            generation = 1 + max(generations) if generations else 0
+        original = self._original(s, run_id, key)
+        candidate = Candidate(
+            run_id=run_id,
+            hash=key,
+            params=from_json(data),
+            parent_ids=parent_ids,
+            operator=operator,
+            generation=generation,
+            rationale=redact(rationale),
+            status=status,
+            error=redact(error),
+        )
+        if original is not None:
+            candidate.duplicate_of = original.id
+            # A repeated invalid proposal stays invalid with its own reason: the reason is
+            # what the proposer (and the person reading the archive) needs to see.
+            if status != CandidateStatus.INVALID.value:
+                candidate.status = CandidateStatus.DUPLICATE.value
+                candidate.error = f"duplicate of candidate {original.id}"
+        s.add(candidate)
+        s.flush()
         return candidate
+
+    def admit(
+        self,
+        run_id: int,
+        params: Mapping[str, Any] | Any,
+        *,
+        members: Iterable[Any] = (),
+        llm_calls: Iterable[Mapping[str, Any]] = (),
+        reference: bool = False,
+        **proposal: Any,
+    ) -> tuple[Candidate, list[Evaluation]]:
+        """Record a proposal, the LLM calls behind it and, when it is a new candidate, its suite's
+        evaluations (one per member), in one transaction: a crash leaves all of it or none, never
+        a pending candidate without evaluations. `llm_calls` hold record_llm_call's arguments
+        (backend, model, prompt, response, tokens_in, ...). `reference=True` also makes the
+        candidate the run's reference. `proposal`: add_candidate's parents, operator, generation,
+        rationale, status, error. Returns the candidate and its new evaluations (none for a
+        duplicate or an invalid proposal)."""
+        rows = [_member(m) for m in members]
+        with self._write() as s:
+            candidate = self._insert_candidate(s, run_id, params, **proposal)
+            orphan = self._orphan_original(s, candidate)
+            if orphan is not None:  # an older autorec's crash left the original unqueued
+                s.delete(candidate)
+                s.flush()
+                candidate = orphan
+            for call in llm_calls:
+                self._insert_llm_call(s, run_id, candidate_id=candidate.id, **call)
+            evaluations: list[Evaluation] = []
+            if candidate.status == CandidateStatus.PENDING.value:
+                evaluations = self._insert_evaluations(s, candidate, rows)
+            if reference:
+                run = self._get(s, Run, run_id, "run")
+                run.reference_candidate_id = candidate.id
+        return candidate, evaluations
+
+    def _orphan_original(self, s: Session, candidate: Candidate) -> Candidate | None:
+        """The pending original a duplicate repeats, when that original has no evaluations."""
+        if candidate.duplicate_of is None:
+            return None
+        original = s.get(Candidate, candidate.duplicate_of)
+        if original is None or original.status != CandidateStatus.PENDING.value:
+            return None
+        has_evaluation = s.exec(
+            select(Evaluation.id).where(Evaluation.candidate_id == original.id)
+        ).first()
+        return None if has_evaluation else original
 
     def _parent_generations(self, s: Session, parent_ids: Sequence[int]) -> list[int]:
         if not parent_ids:
@@ -330,6 +442,7 @@ class Archive:
         fitness: float | None = None,
         objectives: Mapping[str, float] | None = None,
         error: str | None = None,
+        reported: Mapping[str, float] | None = None,
     ) -> Candidate:
         """Record a candidate's outcome. Only a done candidate has a fitness (a finite float;
         higher is better); a failed one keeps its error and never gets one."""
@@ -345,7 +458,8 @@ class Archive:
             candidate.status = status
             candidate.fitness = fitness
             candidate.objectives = _plain(objectives)
-            candidate.error = error
+            candidate.reported = _plain(reported) if reported else None
+            candidate.error = redact(error)
             candidate.finished_at = utcnow()
         return candidate
 
@@ -369,25 +483,32 @@ class Archive:
         rows = [_member(m) for m in members]
         with self._write() as s:
             candidate = self._get(s, Candidate, candidate_id, "candidate")
-            evaluations = [
-                Evaluation(
-                    run_id=candidate.run_id,
-                    candidate_id=candidate_id,
-                    member=key,
-                    model=model,
-                    dataset=dataset,
-                    task=task,
-                )
-                for key, model, dataset, task in rows
-            ]
-            s.add_all(evaluations)
-            try:
-                s.flush()
-            except sa.exc.IntegrityError:
-                raise ArchiveError(
-                    f"candidate {candidate_id} already has an evaluation for one of "
-                    f"{[r[0] for r in rows]}"
-                ) from None
+            return self._insert_evaluations(s, candidate, rows)
+
+    @staticmethod
+    def _insert_evaluations(
+        s: Session, candidate: Candidate, rows: Sequence[tuple[str, str, str, str]]
+    ) -> list[Evaluation]:
+        candidate_id = candidate.id  # read before a failed flush expires the row
+        evaluations = [
+            Evaluation(
+                run_id=candidate.run_id,
+                candidate_id=candidate_id,
+                member=key,
+                model=model,
+                dataset=dataset,
+                task=task,
+            )
+            for key, model, dataset, task in rows
+        ]
+        s.add_all(evaluations)
+        try:
+            s.flush()
+        except sa.exc.IntegrityError:
+            raise ArchiveError(
+                f"candidate {candidate_id} already has an evaluation for one of "
+                f"{[r[0] for r in rows]}"
+            ) from None
         return evaluations
 
     def get_evaluation(self, evaluation_id: int) -> Evaluation:
@@ -455,7 +576,7 @@ class Archive:
             now = utcnow()
             evaluation.status = status
             evaluation.metrics = _plain(metrics)
-            evaluation.error = error
+            evaluation.error = redact(error)
             evaluation.finished_at = now
             if seconds is None and evaluation.started_at is not None:
                 seconds = (now - evaluation.started_at).total_seconds()
@@ -468,13 +589,17 @@ class Archive:
         """On resume: evaluations left running by a dead driver go back to pending; return how
         many. Their candidates go back to pending, or stay running when some evaluation of
         theirs already finished. Nothing finished is touched. `evaluation_ids` limits it to
-        those evaluations (one trial stopped early while others run on)."""
+        those evaluations (one trial stopped early while others run on); without it, candidates
+        an older autorec left pending without evaluations (it wrote them in two transactions)
+        get their suite queued too, so the resumed run evaluates them."""
         query = select(Evaluation).where(
             Evaluation.run_id == run_id, Evaluation.status == EvaluationStatus.RUNNING.value
         )
         if evaluation_ids is not None:
             query = query.where(col(Evaluation.id).in_(list(evaluation_ids)))
         with self._write() as s:
+            if evaluation_ids is None:
+                self._queue_orphans(s, run_id)
             stale = s.exec(query).all()
             for evaluation in stale:
                 evaluation.status = EvaluationStatus.PENDING.value
@@ -498,10 +623,62 @@ class Archive:
                 )
             return len(stale)
 
+    def _queue_orphans(self, s: Session, run_id: int) -> list[Evaluation]:
+        """Give candidates left pending without evaluations the suite of the run (copied from
+        its reference, or any candidate that has one). Without a known suite (the crash came
+        during the reference's own admission) they stay as they are: admitting the reference
+        again completes that one (see `admit`)."""
+        has_evaluation = sa.exists().where(Evaluation.candidate_id == Candidate.id)
+        orphans = s.exec(
+            select(Candidate).where(
+                Candidate.run_id == run_id,
+                col(Candidate.status).in_([CandidateStatus.PENDING.value,
+                                           CandidateStatus.RUNNING.value]),
+                ~has_evaluation,
+            ).order_by(col(Candidate.id))
+        ).all()
+        if not orphans:
+            return []
+        run = s.get(Run, run_id)
+        model = run.reference_candidate_id if run is not None else None
+        if model is None:
+            model = s.exec(
+                select(Evaluation.candidate_id).where(Evaluation.run_id == run_id)
+                .order_by(col(Evaluation.id)).limit(1)
+            ).first()
+        suite = [] if model is None else s.exec(
+            select(Evaluation).where(Evaluation.candidate_id == model).order_by(col(Evaluation.id))
+        ).all()
+        rows = [(e.member, e.model, e.dataset, e.task) for e in suite]
+        if not rows:
+            return []
+        queued = []
+        for orphan in orphans:
+            orphan.status = CandidateStatus.PENDING.value
+            queued += self._insert_evaluations(s, orphan, rows)
+        return queued
+
     # LLM calls
 
     def record_llm_call(
         self,
+        run_id: int,
+        backend: str,
+        model: str,
+        prompt: Any,
+        response: str | None = None,
+        **details: Any,
+    ) -> LLMCall:
+        """Keep one completion request. `prompt` is a string or the chat messages (JSON data).
+        `details`: candidate_id, tokens_in, tokens_out, latency_s, cost, error, created_at.
+        A call usually happens before its candidate exists: link it later with link_llm_calls."""
+        with self._write() as s:
+            self._require_run(s, run_id)
+            return self._insert_llm_call(s, run_id, backend, model, prompt, response, **details)
+
+    @staticmethod
+    def _insert_llm_call(
+        s: Session,
         run_id: int,
         backend: str,
         model: str,
@@ -516,25 +693,21 @@ class Archive:
         error: str | None = None,
         created_at: datetime | None = None,
     ) -> LLMCall:
-        """Keep one completion request. `prompt` is a string or the chat messages (JSON data).
-        A call usually happens before its candidate exists: link it later with link_llm_calls."""
-        with self._write() as s:
-            self._require_run(s, run_id)
-            call = LLMCall(
-                run_id=run_id,
-                candidate_id=candidate_id,
-                backend=backend,
-                model=model,
-                prompt=_plain(prompt),
-                response=response,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                latency_s=latency_s,
-                cost=cost,
-                error=error,
-                created_at=created_at or utcnow(),
-            )
-            s.add(call)
+        call = LLMCall(
+            run_id=run_id,
+            candidate_id=candidate_id,
+            backend=backend,
+            model=model,
+            prompt=redact_data(_plain(prompt)),
+            response=redact(response),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_s=latency_s,
+            cost=cost,
+            error=redact(error),
+            created_at=created_at or utcnow(),
+        )
+        s.add(call)
         return call
 
     def link_llm_calls(self, call_ids: Iterable[int], candidate_id: int) -> None:

@@ -15,10 +15,10 @@ from typing import Any, Callable
 from autorec.agents.base import CandidateResult, CandidateSummary, Proposal, ProposalContext, Proposer
 from autorec.archive import Archive
 from autorec.errors import AutorecError
-from autorec.fitness import candidate_fitness, non_finite_objectives, raw_objectives
+from autorec.fitness import candidate_fitness, mean_metrics, non_finite_objectives, raw_objectives
 from autorec.search_config import SearchConfig
-from autorec.space import InvalidCandidate, SearchSpace, SuiteMember
-from autorec.engine.worker import ERROR, FINAL, NODE
+from autorec.space import InvalidCandidate, SearchSpace, SuiteMember, space_file_source
+from autorec.engine.worker import ERROR, FINAL, NODE, SECONDS, TIMEOUT, WALL_SECONDS
 
 FINISHED = "FINISHED"  # Tune's Searcher.FINISHED
 MAX_EMPTY_ROUNDS = 20  # proposal rounds in a row that yield nothing new before the search gives up
@@ -45,6 +45,8 @@ class SearchDriver:
         self.run_id = run_id
         self.on_progress = on_progress
         self.members = {m.key: m for m in space.suite()}
+        # Runs archived before member keys held options are resumed under their old keys.
+        self._legacy_members = {m.base_key: m for m in space.suite()}
         self.started = time.monotonic()
         self.queue: deque[int] = deque()
         self.running: dict[str, int] = {}  # Tune trial id -> evaluation id
@@ -61,6 +63,9 @@ class SearchDriver:
         self._state_due = 0.0
         self._state_dirty = False
         self._reference_id = archive.get_run(run_id).reference_candidate_id
+        # A space given as a file travels to the workers as its text: a worker on another node
+        # of a cluster has no copy of the user's file.
+        self._space_source = space_file_source(config.space)
         self._load_state()
 
     # Progress facts for the CLI.
@@ -96,6 +101,10 @@ class SearchDriver:
                 generation=0,
             )
             self.archive.set_reference_candidate(self.run_id, self._reference_id)
+            # The user's starting points (a production config, iHAS's dims) come right after
+            # the reference, like Optuna's enqueue_trial; a seed equal to it is a duplicate.
+            for params in self.config.seed_candidates:
+                self._admit(Proposal(params=dict(params), operator="seed"), generation=0)
 
     # Called by Tune through the searcher.
 
@@ -117,14 +126,13 @@ class SearchDriver:
             "evaluation_id": evaluation_id,
             "candidate_id": evaluation.candidate_id,
             "space": self.config.space,
-            "space_options": {
-                "dataset": self.config.dataset,
-                "task": self.config.task,
-                "settings": self.config.space_settings,
-            },
+            "space_source": self._space_source,
+            "space_options": self.config.space_options().model_dump(mode="json"),
             "params": params,
-            "member": self.members[evaluation.member].to_dict(),
+            "member": (self.members.get(evaluation.member)
+                       or self._legacy_members[evaluation.member]).to_dict(),
             "threads": self.config.threads,
+            "gpus": self.config.gpus_per_trial,
         }
 
     def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
@@ -163,6 +171,13 @@ class SearchDriver:
 
     def _outcome(self, result: dict[str, Any], error: bool) -> tuple[str, dict | None, str | None]:
         metrics = {k: v for k, v in result.items() if _is_metric(k)}
+        limit = self.config.eval_time_limit
+        # The limit comes first: a result (or an error) that arrived after it is never accepted.
+        ran = max(float(result.get(key) or 0) for key in (TIMEOUT, SECONDS, WALL_SECONDS))
+        if limit and (result.get(TIMEOUT) is not None or ran > limit):
+            return "timeout", None, (
+                f"evaluation passed its time limit of {limit:g} s (stopped after {ran:.1f} s)"
+            )
         if result.get(ERROR):
             return "failed", metrics or None, str(result[ERROR])
         if result.get(FINAL) == 1:
@@ -172,7 +187,6 @@ class SearchDriver:
             return "done", metrics, None
         if error:
             return "failed", metrics or None, "the trial crashed on its worker (see Ray's logs)"
-        limit = self.config.eval_time_limit
         if limit and result.get("time_total_s", 0) >= limit:
             return "timeout", metrics or None, f"evaluation passed its time limit of {limit:g} s"
         return "pending", None, None
@@ -193,7 +207,8 @@ class SearchDriver:
                 raise ReferenceFailed(
                     f"the reference candidate failed on {first.member}: {first.error}"
                 )
-            self._record(candidate_id, "failed", None, {}, f"{first.member}: {first.error}")
+            # The evaluation keeps the whole traceback; the candidate its summary line.
+            self._record(candidate_id, "failed", None, {}, f"{first.member}: {_last_line(first.error)}")
             return
         if any(e.status != "done" for e in evaluations):
             return
@@ -217,7 +232,11 @@ class SearchDriver:
 
     def _record(self, candidate_id, status, fitness, member_metrics, error) -> None:
         objectives = raw_objectives(member_metrics, self.space.objectives) if member_metrics else {}
-        candidate = self.archive.set_candidate_result(candidate_id, status, fitness, objectives, error)
+        # Test-split figures, kept for the report only: the proposer below never sees them.
+        reported = mean_metrics(member_metrics, self.space.reported_metrics) if member_metrics else {}
+        candidate = self.archive.set_candidate_result(
+            candidate_id, status, fitness, objectives, error, reported=reported
+        )
         if candidate_id != self._reference_id:
             if fitness is not None:
                 self._note_fitness(fitness)
@@ -280,36 +299,36 @@ class SearchDriver:
                 candidate = self.space.validate(proposal.params)
             except InvalidCandidate as err:
                 error = str(err)
+        # The candidate, its LLM calls and its evaluations are written in one transaction: a
+        # crash never leaves a candidate without its queued suite.
+        calls = [
+            {"backend": c.backend, "model": c.model, "prompt": c.prompt, "response": c.text,
+             "tokens_in": c.tokens_in, "tokens_out": c.tokens_out, "latency_s": c.latency_s,
+             "cost": c.cost, "error": c.error}
+            for c in proposal.llm_calls
+        ]
         if candidate is None:
             params = proposal.params if isinstance(proposal.params, dict) else {"raw": proposal.params}
-            row = self.archive.add_candidate(
-                self.run_id, params, parents=proposal.parents, operator=proposal.operator,
-                rationale=proposal.rationale, status="invalid", error=error,
+            self.archive.admit(
+                self.run_id, params, llm_calls=calls, parents=proposal.parents,
+                operator=proposal.operator, rationale=proposal.rationale, status="invalid",
+                error=error,
             )
-            self._record_llm_calls(proposal, row.id)
-            return None
-        row = self.archive.add_candidate(
-            self.run_id, candidate.model_dump(mode="json"), parents=proposal.parents,
-            operator=proposal.operator, generation=generation, rationale=proposal.rationale,
-        )
-        self._record_llm_calls(proposal, row.id)
-        if row.status == "duplicate":
+        else:
+            row, evaluations = self.archive.admit(
+                self.run_id, candidate.model_dump(mode="json"), members=self.members.values(),
+                llm_calls=calls, reference=proposal.operator == "reference",
+                parents=proposal.parents, operator=proposal.operator, generation=generation,
+                rationale=proposal.rationale,
+            )
+        self.tokens_used += sum(c["tokens_in"] + c["tokens_out"] for c in calls)
+        self.cost_used += sum(c["cost"] for c in calls)
+        if candidate is None or not evaluations:  # invalid, or a duplicate
             return None
         self._params[row.id] = row.params
-        evaluations = self.archive.add_evaluations(row.id, list(self.members.values()))
         self.queue.extend(e.id for e in evaluations)
         self._created += len(evaluations)
         return row.id
-
-    def _record_llm_calls(self, proposal: Proposal, candidate_id: int) -> None:
-        for call in proposal.llm_calls:
-            self.archive.record_llm_call(
-                self.run_id, call.backend, call.model, call.prompt, call.text,
-                candidate_id=candidate_id, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
-                latency_s=call.latency_s, cost=call.cost, error=call.error,
-            )
-            self.tokens_used += call.tokens_in + call.tokens_out
-            self.cost_used += call.cost
 
     def _context(self) -> ProposalContext:
         summaries = [
@@ -324,6 +343,11 @@ class SearchDriver:
         if self.config.budget is not None:
             left = self.config.budget - self._created
         return ProposalContext(self.space, self.run_id, summaries, left, self.config.seed)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _is_metric(key: str) -> bool:

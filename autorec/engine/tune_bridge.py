@@ -11,12 +11,13 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 from ray.tune.search import Searcher
 
 from autorec.engine.driver import FINISHED, SearchDriver
-from autorec.engine.worker import evaluate_trial
+from autorec.engine.worker import FINAL, WALL_SECONDS, evaluate_trial
 from autorec.errors import AutorecError
 
 # Tune writes CSV/JSON/TensorBoard logs of every trial by default; the archive is our record.
@@ -39,6 +40,7 @@ class AutorecSearcher(Searcher):
     def __init__(self, driver: SearchDriver):
         super().__init__(metric=None, mode=None)
         self.driver = driver
+        self._started: dict[str, float] = {}  # trial id -> when it was handed to Tune
 
     # Tune pickles its config, searcher included, to save experiment state. The driver (an
     # archive, a proposer, a progress bar) stays in this process: a pickled searcher carries only
@@ -64,9 +66,25 @@ class AutorecSearcher(Searcher):
         except Exception as err:  # noqa: BLE001
             self.driver.fatal = err
             return Searcher.FINISHED
+        if isinstance(step, dict):
+            # The worker enforces the limit itself (see worker._evaluate_within).
+            step["time_limit"] = self.driver.config.eval_time_limit
+            self._started[trial_id] = time.monotonic()
         return Searcher.FINISHED if step == FINISHED else step
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # The final result settles the evaluation as it arrives: a worker that stopped an
+        # evaluation at its time limit ends its process next, and Tune then reports the trial
+        # as errored, without its last result.
+        if result.get(FINAL) == 1:
+            self.on_trial_complete(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        started = self._started.pop(trial_id, None)
+        if error and not result and started is not None:
+            # A worker lost without a final result: how long it had run decides whether that
+            # was its time limit.
+            result = {WALL_SECONDS: time.monotonic() - started}
         try:
             self.driver.complete(trial_id, result, error)
         except Exception as err:  # noqa: BLE001
@@ -98,6 +116,31 @@ def start_ray(address: str | None, cpus: int) -> None:
         raise RayError(f"could not start or reach {where}: {err}") from None
 
 
+def check_cluster_gpus(config, space) -> None:
+    """Trials that ask for GPUs wait forever on a cluster without them: refuse instead."""
+    import ray
+
+    if not config.gpus_per_trial:
+        return
+    available = ray.cluster_resources().get("GPU", 0)
+    if available < config.gpus_per_trial:
+        where = f"the Ray cluster at {config.ray_address}" if config.ray_address else "local Ray"
+        raise RayError(
+            f"--gpus-per-trial {config.gpus_per_trial:g}: {where} has {available:g} GPU(s)"
+            + (f" and space '{space.name}' needs one" if space.needs_gpu else "")
+        )
+
+
+def settle_finished(driver: SearchDriver) -> None:
+    """A driver killed between storing a candidate's last evaluation and its fitness left the
+    candidate running with nothing left to run: settle those before any trial starts."""
+    for status in ("running", "pending"):
+        for candidate in driver.archive.candidates(driver.run_id, status=status):
+            evaluations = driver.archive.evaluations_for(candidate.id)
+            if evaluations and all(e.status in ("done", "failed", "timeout") for e in evaluations):
+                driver._settle(candidate.id)  # noqa: SLF001 - the driver's own settling rule
+
+
 def run_tune(driver: SearchDriver) -> None:
     """Run trials until the driver says FINISHED (or the search's time budget ends)."""
     from ray import tune
@@ -105,11 +148,14 @@ def run_tune(driver: SearchDriver) -> None:
     config = driver.config
     start_ray(config.ray_address, cpus=max(config.workers * config.threads, os.cpu_count() or 1))
     storage = tempfile.mkdtemp(prefix="autorec-tune-")
-    stop = {"time_total_s": config.eval_time_limit} if config.eval_time_limit else None
     time_budget = None
     if config.max_time is not None:
         time_budget = max(config.max_time - driver.elapsed(), 1.0)
-    trainable = tune.with_resources(evaluate_trial, {"cpu": config.threads})
+    check_cluster_gpus(config, driver.space)
+    resources = {"cpu": config.threads}
+    if config.gpus_per_trial:
+        resources["gpu"] = config.gpus_per_trial
+    trainable = tune.with_resources(evaluate_trial, resources)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -123,11 +169,11 @@ def run_tune(driver: SearchDriver) -> None:
             name="search",
             storage_path=storage,
             verbose=0,
-            stop=stop,
             log_to_file=False,
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
+    settle_finished(driver)
     try:
         tuner.fit()
     finally:

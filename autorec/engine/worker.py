@@ -9,26 +9,59 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import socket
 import sys
+import threading
+import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 FINAL = "autorec_final"  # 1 on the last report of a trial: its metrics are the evaluation's
 ERROR = "autorec_error"
 NODE = "autorec_node"
+TIMEOUT = "autorec_timeout"  # set (to the seconds it ran) when the worker stopped an evaluation
+SECONDS = "autorec_seconds"  # the evaluation's wall time, measured on the worker
+WALL_SECONDS = "autorec_wall_seconds"  # a lost trial's time since the driver handed it out
+EXIT_GRACE_S = 2.0  # how long a timed-out worker waits before it ends its process
 
 _spaces: dict[str, Any] = {}
 
 
-def _space(spec: str, options: dict[str, Any]):
+def _space(spec: str, options: dict[str, Any], source: dict[str, str] | None = None):
     """Spaces are cached per worker process: with reused actors, data loads once per process."""
     from autorec.space import load_space
 
     key = repr((spec, sorted(options.items(), key=lambda kv: kv[0])))
     if key not in _spaces:
-        _spaces[key] = load_space(spec, options)
+        _spaces[key] = load_space(_local_spec(spec, source), options)
     return _spaces[key]
+
+
+def _local_spec(spec: str, source: dict[str, str] | None) -> str:
+    """A file space whose file this node lacks (another machine of the cluster) is written from
+    the text the driver sent, under a name derived from its content."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    if not source or Path(source["path"]).is_file():
+        return spec
+    digest = hashlib.sha256(source["text"].encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"autorec-space-{digest}"
+    folder.mkdir(exist_ok=True)
+    target = folder / Path(source["path"]).name
+    if not target.is_file():
+        target.write_text(source["text"])
+    return str(target) + spec[len(source["path"]):]
+
+
+def _limit_devices(gpus: float) -> None:
+    """A trial without a GPU sees none: Ray no longer clears CUDA_VISIBLE_DEVICES for zero-GPU
+    workers, and a CPU trial must not grab (or crash on) a GPU another trial owns. With GPUs,
+    Ray sets it to the trial's own devices."""
+    if not gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def _limit_threads(threads: int) -> None:
@@ -44,23 +77,68 @@ def _limit_threads(threads: int) -> None:
 def evaluate_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
+    limit = config.get("time_limit")
+    if limit:
+        _evaluate_within(config, float(limit), tune.report)
+        return
+    tune.report(_evaluate(config, lambda metrics: tune.report({**_numbers(metrics), FINAL: 0})))
+
+
+def _evaluate(config: dict[str, Any], report: Callable[[dict[str, float]], None]) -> dict[str, Any]:
+    """Load the space, evaluate one candidate on one member; the final result, never raises."""
     from autorec.space import SuiteMember
 
+    start = time.monotonic()
     _limit_threads(int(config["threads"]))
+    _limit_devices(float(config.get("gpus") or 0))
     node = socket.gethostname()
     try:
-        space = _space(config["space"], config["space_options"])
+        space = _space(config["space"], config["space_options"], config.get("space_source"))
         candidate = space.validate(config["params"])
         member = SuiteMember.from_dict(config["member"])
-
-        def report(metrics: dict[str, float]) -> None:
-            tune.report({**_numbers(metrics), FINAL: 0})
-
         metrics = space.evaluate(candidate, member, report)
-        tune.report({**_numbers(metrics), FINAL: 1, NODE: node})
+        return {**_numbers(metrics), FINAL: 1, NODE: node, SECONDS: time.monotonic() - start}
     except Exception as err:  # noqa: BLE001 - every failure becomes a stored, readable error
-        summary = "".join(traceback.format_exception_only(type(err), err)).strip()
-        tune.report({FINAL: 1, ERROR: summary[-2000:], NODE: node})
+        # The whole traceback is stored (`archive show`); its last line is the summary.
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__)).strip()
+        return {FINAL: 1, ERROR: _tail(text, 20_000), NODE: node, SECONDS: time.monotonic() - start}
+
+
+def _evaluate_within(config: dict[str, Any], limit: float, send: Callable[[dict], None]) -> None:
+    """Evaluate with a hard time limit: the evaluation runs in a thread of its own and this, the
+    trial's thread, forwards its reports until the limit. Python cannot stop a thread, and Tune
+    reuses actors, so a worker whose evaluation ran past its limit reports the timeout and then
+    ends its own process: nothing it computes later is reported, and it burns no more CPU."""
+    start = time.monotonic()
+    inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def run() -> None:
+        inbox.put(_evaluate(config, lambda metrics: inbox.put({**_numbers(metrics), FINAL: 0})))
+
+    thread = threading.Thread(target=run, name="autorec-evaluation", daemon=True)
+    thread.start()
+    while True:
+        left = start + limit - time.monotonic()
+        try:
+            result = inbox.get(timeout=max(left, 0.0))
+        except queue.Empty:
+            break
+        if time.monotonic() - start > limit:
+            break  # it came in after the limit: a late result is a timeout, never a result
+        send(result)
+        if result[FINAL] == 1:
+            return
+    elapsed = time.monotonic() - start
+    send({FINAL: 1, TIMEOUT: elapsed, SECONDS: elapsed, NODE: socket.gethostname()})
+    # Tune has the timeout once `send` returns, but its reply to the actor call that carried it
+    # may still be on the way: give it a moment, then end the process (Tune starts a new actor).
+    thread.join(EXIT_GRACE_S)
+    if thread.is_alive():
+        os._exit(0)
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
