@@ -52,7 +52,8 @@ def _variant(op: str, variant: str | None, source: Path | None) -> dict:
     return check_variant(op, chosen)[1]
 
 
-def _run(op, variant, source, shapes, dtype, trials, seed, device, time_limit, mode):
+def _run(op, variant, source, shapes, dtype, trials, seed, device, time_limit, mode,
+         compare_compile=True):
     from autorec.kernels.harness.sandbox import evaluate_variant
 
     if trials < 1:
@@ -61,7 +62,8 @@ def _run(op, variant, source, shapes, dtype, trials, seed, device, time_limit, m
     if device not in (None, "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"--device must be cpu or cuda, got {device}")
     return evaluate_variant(op, chosen, mode=mode, shapes=shapes, dtypes=dtype or None,
-                            trials=trials, seed=seed, device=device, time_limit=time_limit)
+                            trials=trials, seed=seed, device=device, time_limit=time_limit,
+                            compare_compile=compare_compile)
 
 
 def _report(result: dict, as_json: bool) -> None:
@@ -113,6 +115,7 @@ def bench(
     interpreter: bool = typer.Option(False, "--interpreter",
                                      help="no GPU: run only the gate under the interpreter"),
     time_limit: float = typer.Option(900, "--time-limit"),
+    no_compile: bool = typer.Option(False, "--no-compile", help="skip torch.compile's column"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Gate, then time on a GPU against PyTorch eager and torch.compile (do_bench medians)."""
@@ -127,7 +130,8 @@ def bench(
     if not torch.cuda.is_available():
         raise ConfigError("timing needs a CUDA GPU and none is visible; `--interpreter` runs "
                           "only the correctness gate")
-    result = _run(op, variant, source, shapes, dtype, trials, seed, "cuda", time_limit, "bench")
+    result = _run(op, variant, source, shapes, dtype, trials, seed, "cuda", time_limit, "bench",
+                  compare_compile=not no_compile)
     if as_json or not result["passed"]:
         _report(result, as_json)
     else:

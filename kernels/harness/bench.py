@@ -97,46 +97,59 @@ def time_impl(spec, impl, shape: dict[str, Any], dtype: torch.dtype, device: tor
     return times
 
 
-def time_variant(spec, impl, shapes: list[dict[str, Any]], dtypes: list[torch.dtype],
-                 device: torch.device) -> list[dict[str, Any]]:
-    """One row per (shape, dtype): the variant, eager and torch.compile, speedups, bandwidth."""
-    from autorec.kernels.harness.gate import Rejected
-
+def time_baselines(spec, shapes: list[dict[str, Any]], dtypes: list[torch.dtype],
+                   device: torch.device, compare_compile: bool = True) -> list[dict[str, Any]]:
+    """One row per (shape, dtype) with PyTorch eager's and torch.compile's times. The sandbox
+    runs this before it loads a generated kernel, so the kernel cannot touch the yardstick."""
     require_gpu(device)
-    compiled = _compiled(spec.reference)
-    peak = hbm_peak_gbps(device)
+    compiled = _compiled(spec.reference) if compare_compile else None
     rows = []
     for shape in shapes:
         for dtype in dtypes:
             row: dict[str, Any] = {"shape": shape, "dtype": str(dtype).removeprefix("torch.")}
-            candidate = time_impl(spec, impl, shape, dtype, device)
-            kwargs = spec.make_inputs(shape, dtype, device, 0)
-            with torch.no_grad():
-                synced = _synchronized_ms(lambda: impl(**kwargs))
-            if synced > SIDE_STREAM_FACTOR * candidate["fwd_ms"] + 0.05:
-                raise Rejected(
-                    f"shape {shape}: {synced:.3f} ms per call with a device synchronize but "
-                    f"{candidate['fwd_ms']:.3f} ms by CUDA events: work escaped the timed stream")
-            eager = time_impl(spec, spec.reference, shape, dtype, device)
-            row.update({f"triton_{k}": v for k, v in candidate.items()})
-            row.update({f"eager_{k}": v for k, v in eager.items()})
+            row.update({f"eager_{k}": v
+                        for k, v in time_impl(spec, spec.reference, shape, dtype, device).items()})
             if compiled is not None:
                 try:
                     row.update({f"compile_{k}": v
                                 for k, v in time_impl(spec, compiled, shape, dtype, device).items()})
                 except Exception as err:  # noqa: BLE001 - torch.compile may not take an op
                     row["compile_error"] = f"{type(err).__name__}: {err}"[:300]
-            for key in ("fwd_ms", "fwd_bwd_ms"):
-                if f"triton_{key}" in row:
-                    row[f"speedup_eager_{key[:-3]}"] = row[f"eager_{key}"] / row[f"triton_{key}"]
-                    if f"compile_{key}" in row:
-                        row[f"speedup_compile_{key[:-3]}"] = (
-                            row[f"compile_{key}"] / row[f"triton_{key}"])
-            gbps = spec.bytes_moved(shape, dtype) / (row["triton_fwd_ms"] * 1e-3) / 1e9
-            row["fwd_gbps"] = gbps
-            if spec.memory_bound and peak:
-                row["hbm_fraction"] = gbps / peak
             rows.append(row)
+    return rows
+
+
+def time_variant(spec, impl, shapes: list[dict[str, Any]], dtypes: list[torch.dtype],
+                 device: torch.device, baselines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`baselines` (from time_baselines, same shapes and dtypes) with the variant's times,
+    speedups and bandwidth added."""
+    from autorec.kernels.harness.gate import Rejected
+
+    require_gpu(device)
+    peak = hbm_peak_gbps(device)
+    rows = []
+    pairs = [(shape, dtype) for shape in shapes for dtype in dtypes]
+    for (shape, dtype), baseline in zip(pairs, baselines, strict=True):
+        row = dict(baseline)
+        candidate = time_impl(spec, impl, shape, dtype, device)
+        kwargs = spec.make_inputs(shape, dtype, device, 0)
+        with torch.no_grad():
+            synced = _synchronized_ms(lambda: impl(**kwargs))
+        if synced > SIDE_STREAM_FACTOR * candidate["fwd_ms"] + 0.05:
+            raise Rejected(
+                f"shape {shape}: {synced:.3f} ms per call with a device synchronize but "
+                f"{candidate['fwd_ms']:.3f} ms by CUDA events: work escaped the timed stream")
+        row.update({f"triton_{k}": v for k, v in candidate.items()})
+        for key in ("fwd_ms", "fwd_bwd_ms"):
+            if f"triton_{key}" in row and f"eager_{key}" in row:
+                row[f"speedup_eager_{key[:-3]}"] = row[f"eager_{key}"] / row[f"triton_{key}"]
+                if f"compile_{key}" in row:
+                    row[f"speedup_compile_{key[:-3]}"] = row[f"compile_{key}"] / row[f"triton_{key}"]
+        gbps = spec.bytes_moved(shape, dtype) / (row["triton_fwd_ms"] * 1e-3) / 1e9
+        row["fwd_gbps"] = gbps
+        if spec.memory_bound and peak:
+            row["hbm_fraction"] = gbps / peak
+        rows.append(row)
     return rows
 
 

@@ -58,6 +58,13 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
     shapes = resolve_shapes(spec, request.get("shapes"))
     dtypes = resolve_dtypes(spec, request.get("dtypes"))
     strict = "source" in variant
+    timed = request.get("mode") == "bench"
+    if timed:  # the yardstick first, before any generated code is loaded
+        from autorec.kernels.harness.bench import require_gpu, time_baselines
+
+        require_gpu(device)
+        baselines = time_baselines(spec, shapes, dtypes, device,
+                                   compare_compile=bool(request.get("compile", True)))
     if strict:
         impl = load_source(variant["source"], spec, Path(request["result_path"]).parent)
     else:
@@ -68,11 +75,14 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
         strict=strict,
     ).to_dict()
     result["stage"] = "gate"
-    if result["passed"] and request.get("mode") == "bench":
+    if result["passed"] and timed:
         from autorec.kernels.harness.bench import time_variant
 
-        result["timings"] = time_variant(spec, impl, shapes, dtypes, device)
-        result["stage"] = "bench"
+        try:
+            result["timings"] = time_variant(spec, impl, shapes, dtypes, device, baselines)
+            result["stage"] = "bench"
+        except gate.Rejected as err:
+            result.update(passed=False, reason=str(err), stage="bench")
     return result
 
 

@@ -51,11 +51,13 @@ def evaluate_variant(
     interpreter: bool | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    compare_compile: bool = True,
 ) -> dict[str, Any]:
     """The result of gating (mode "gate") or gating then timing (mode "bench") one variant.
 
     `variant` is {"knobs": {...}} for the op's Triton template or {"source": text} for generated
     code. `device` defaults to cuda where torch sees one, else cpu with the Triton interpreter.
+    `compare_compile` adds torch.compile's times to a timed run (compiling takes a while).
     The result always has `passed` and `reason`; a timed run adds `timings`.
     """
     from autorec.kernels.harness.variants import check_variant, resolve_dtypes, resolve_shapes
@@ -68,7 +70,7 @@ def evaluate_variant(
     interpreter = (device == "cpu") if interpreter is None else interpreter
     request = {
         "op": spec.name, "variant": variant, "mode": mode, "shapes": shapes, "dtypes": dtypes,
-        "trials": trials, "seed": seed, "device": device,
+        "trials": trials, "seed": seed, "device": device, "compile": compare_compile,
     }
     if "source" in variant:
         from autorec.kernels.harness.static_check import StaticCheckError, check_source

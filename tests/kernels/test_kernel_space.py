@@ -152,3 +152,16 @@ def test_a_gate_only_kernel_search_runs_end_to_end_and_exports_its_best(tmp_path
     assert exported.exit_code == 0, exported.output
     spec = json.loads(exported.stdout[exported.stdout.index("{"):])
     assert spec["model"] == "fm" and set(spec["settings"]["kernels"]) == {"fm_interaction"}
+
+
+def test_timed_fitness_is_the_geometric_mean_speedup_over_the_suite_shapes():
+    from autorec.search_spaces.triton_kernels import _timing_metrics
+
+    rows = [{"triton_fwd_bwd_ms": 1.0, "eager_fwd_bwd_ms": 4.0, "compile_fwd_bwd_ms": 2.0,
+             "hbm_fraction": 0.6},
+            {"triton_fwd_bwd_ms": 2.0, "eager_fwd_bwd_ms": 2.0, "compile_fwd_bwd_ms": 2.0,
+             "hbm_fraction": 0.8}]
+    metrics = _timing_metrics(rows)
+    assert metrics["speedup"] == pytest.approx(2.0)  # sqrt(4 x 1)
+    assert metrics["speedup_compile"] == pytest.approx(2 ** 0.5)
+    assert metrics["hbm_fraction"] == pytest.approx(0.7)
