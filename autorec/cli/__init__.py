@@ -47,6 +47,11 @@ def _register() -> None:
     app.add_typer(spaces.app, name="spaces")
     app.command("ihas")(ihas.ihas)
 
+    from autorec.cli import report
+
+    app.command("report")(report.report)
+    archive.app.command("plot")(report.plot)
+
 
 _register()
 
