@@ -22,20 +22,27 @@ KNOBS = {
 }
 
 
-def make_inputs(shape: dict, dtype: torch.dtype, device: torch.device, seed: int) -> dict:
-    """Row lengths drawn from 0..L (empty and full rows included); scale 1/L as HSTU uses."""
-    gen = generator(seed, device)
-    b, n, h = shape["batch"], shape["length"], shape["heads"]
-    da, dl = shape["attention_dim"], shape["linear_dim"]
+def attention_inputs(leading: tuple[int, ...], distances: int, shape: dict, dtype: torch.dtype,
+                     device: torch.device, gen: torch.Generator) -> dict:
+    """q, k, v of shape leading + (heads, width), a bias for `distances` distances, scale 1/that."""
+    h, da, dl = shape["heads"], shape["attention_dim"], shape["linear_dim"]
     qk_scale = da**-0.25  # so that <q, k> is O(1) at every width
     return {
-        "q": randn((b, n, h, da), dtype, device, gen, scale=qk_scale),
-        "k": randn((b, n, h, da), dtype, device, gen, scale=qk_scale),
-        "v": randn((b, n, h, dl), dtype, device, gen),
-        "distance_bias": randn((h, n), dtype, device, gen, scale=0.5),
-        "lengths": torch.randint(0, n + 1, (b,), generator=gen, device=device),
-        "scale": 1.0 / n,
+        "q": randn((*leading, h, da), dtype, device, gen, scale=qk_scale),
+        "k": randn((*leading, h, da), dtype, device, gen, scale=qk_scale),
+        "v": randn((*leading, h, dl), dtype, device, gen),
+        "distance_bias": randn((h, distances), dtype, device, gen, scale=0.5),
+        "scale": 1.0 / distances,  # HSTU divides by max_len
     }
+
+
+def make_inputs(shape: dict, dtype: torch.dtype, device: torch.device, seed: int) -> dict:
+    """Row lengths drawn from 0..L, empty and full rows included."""
+    gen = generator(seed, device)
+    b, n = shape["batch"], shape["length"]
+    inputs = attention_inputs((b, n), n, shape, dtype, device, gen)
+    inputs["lengths"] = torch.randint(0, n + 1, (b,), generator=gen, device=device)
+    return inputs
 
 
 def bytes_moved(shape: dict, dtype: torch.dtype) -> int:

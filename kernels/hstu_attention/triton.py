@@ -5,8 +5,9 @@ running sum of P V over the causal key blocks of one query block. The backward r
 scores: one kernel per key block accumulates dK and dV over the query blocks that see it (and
 scatter-adds the bias gradient per distance with atomics), one per query block accumulates dQ.
 
-Rows are left-padded: row b's items are its last lengths[b] positions. Query i sees key j when
-j <= i and j is an item, and always itself, as `reference.allowed_pairs` says.
+Padded rows are left-padded: row b's items are its last lengths[b] positions. Query i sees key j
+when j <= i and j is an item, and always itself, as `reference.allowed_pairs` says. Jagged rows
+(hstu_attention_jagged) are all items; the kernels differ only in how `_row` addresses a row.
 """
 
 from __future__ import annotations
@@ -66,24 +67,46 @@ def _dot(a, b, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _score_grad(dp, s, sig, allowed, scale):
+    """d loss / d score from d loss / d weight: the derivative of SiLU(s) * scale."""
+    return tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
+
+
+@triton.jit
+def _head(ptr, b, h, start, s_b, s_l, s_h):
+    """Where position 0 of row b, head h lives."""
+    return ptr + b * s_b + start * s_l + h * s_h
+
+
+@triton.jit
+def _load(ptr, rows, cols, n_rows, n_cols, s_row):
+    """Tile [rows, cols] of an [n_rows, n_cols] slice with row stride s_row; zeros outside."""
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    return tl.load(ptr + rows[:, None] * s_row + cols[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def _store(ptr, value, rows, cols, n_rows, n_cols, s_row):
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    tl.store(ptr + rows[:, None] * s_row + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, out_ptr, scale, N, H, DA, DL,
              sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
-             JAGGED: tl.constexpr, UPCAST: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-             BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
+             JAGGED: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+             BLOCK_N: tl.constexpr, BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     pid_m = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
     start, L, first = _row(rows_ptr, b, N, JAGGED)
-    q_ptr += start * sq_l
-    k_ptr += start * sk_l
-    v_ptr += start * sv_l
-    out_ptr += start * so_l
+    q_ptr = _head(q_ptr, b, h, start, sq_b, sq_l, sq_h)
+    k_ptr = _head(k_ptr, b, h, start, sk_b, sk_l, sk_h)
+    v_ptr = _head(v_ptr, b, h, start, sv_b, sv_l, sv_h)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
-    q = tl.load(q_ptr + b * sq_b + h * sq_h + rm[:, None] * sq_l + ra[None, :],
-                mask=(rm[:, None] < L) & (ra[None, :] < DA), other=0.0)
+    q = _load(q_ptr, rm, ra, L, DA, sq_l)
     bias_row = bias_ptr + h * s_bias
     acc = tl.zeros([BLOCK_M, BLOCK_DL], dtype=tl.float32)
     # Keys before both the row's first item and this block's own queries are never seen.
@@ -91,15 +114,12 @@ def _forward(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, out_ptr, scale, N, H, DA, 
     hi = tl.minimum((pid_m + 1) * BLOCK_M, L)
     for n0 in range(lo, hi, BLOCK_N):
         rn = n0 + tl.arange(0, BLOCK_N)
-        k = tl.load(k_ptr + b * sk_b + h * sk_h + rn[:, None] * sk_l + ra[None, :],
-                    mask=(rn[:, None] < L) & (ra[None, :] < DA), other=0.0)
-        v = tl.load(v_ptr + b * sv_b + h * sv_h + rn[:, None] * sv_l + rl[None, :],
-                    mask=(rn[:, None] < L) & (rl[None, :] < DL), other=0.0)
+        k = _load(k_ptr, rn, ra, L, DA, sk_l)
+        v = _load(v_ptr, rn, rl, L, DL, sv_l)
         s, allowed, distance = _scores(q, k, rm, rn, first, L, bias_row, UPCAST)
         p = tl.where(allowed, s * tl.sigmoid(s) * scale, 0.0)
         acc += _dot(p.to(v.dtype), v, UPCAST)
-    tl.store(out_ptr + b * so_b + h * so_h + rm[:, None] * so_l + rl[None, :],
-             acc.to(out_ptr.dtype.element_ty), mask=(rm[:, None] < L) & (rl[None, :] < DL))
+    _store(_head(out_ptr, b, h, start, so_b, so_l, so_h), acc, rm, rl, L, DL, so_l)
 
 
 @triton.jit
@@ -107,27 +127,20 @@ def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, do_ptr, dk_ptr, dv_ptr
                  scale, N, H, DA, DL,
                  sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
                  sdk_b, sdk_l, sdk_h, sdv_b, sdv_l, sdv_h, s_dbias,
-                 JAGGED: tl.constexpr, UPCAST: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
+                 JAGGED: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     """dK, dV of one key block and its share of d bias; do has the strides so_*."""
     pid_n = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
     start, L, first = _row(rows_ptr, b, N, JAGGED)
-    q_ptr += start * sq_l
-    k_ptr += start * sk_l
-    v_ptr += start * sv_l
-    do_ptr += start * so_l
-    dk_ptr += start * sdk_l
-    dv_ptr += start * sdv_l
+    q_ptr = _head(q_ptr, b, h, start, sq_b, sq_l, sq_h)
+    do_ptr = _head(do_ptr, b, h, start, so_b, so_l, so_h)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
-    k = tl.load(k_ptr + b * sk_b + h * sk_h + rn[:, None] * sk_l + ra[None, :],
-                mask=(rn[:, None] < L) & (ra[None, :] < DA), other=0.0)
-    v = tl.load(v_ptr + b * sv_b + h * sv_h + rn[:, None] * sv_l + rl[None, :],
-                mask=(rn[:, None] < L) & (rl[None, :] < DL), other=0.0)
+    k = _load(_head(k_ptr, b, h, start, sk_b, sk_l, sk_h), rn, ra, L, DA, sk_l)
+    v = _load(_head(v_ptr, b, h, start, sv_b, sv_l, sv_h), rn, rl, L, DL, sv_l)
     bias_row = bias_ptr + h * s_bias
     dk = tl.zeros([BLOCK_N, BLOCK_DA], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_DL], dtype=tl.float32)
@@ -136,65 +149,49 @@ def _backward_kv(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, do_ptr, dk_ptr, dv_ptr
     hi = tl.where(pid_n * BLOCK_N + BLOCK_N > first, L, tl.minimum(pid_n * BLOCK_N + BLOCK_N, L))
     for m0 in range(lo, hi, BLOCK_M):
         rm = m0 + tl.arange(0, BLOCK_M)
-        q = tl.load(q_ptr + b * sq_b + h * sq_h + rm[:, None] * sq_l + ra[None, :],
-                    mask=(rm[:, None] < L) & (ra[None, :] < DA), other=0.0)
-        do = tl.load(do_ptr + b * so_b + h * so_h + rm[:, None] * so_l + rl[None, :],
-                     mask=(rm[:, None] < L) & (rl[None, :] < DL), other=0.0)
+        q = _load(q_ptr, rm, ra, L, DA, sq_l)
+        do = _load(do_ptr, rm, rl, L, DL, so_l)
         s, allowed, distance = _scores(q, k, rm, rn, first, L, bias_row, UPCAST)
         sig = tl.sigmoid(s)
         p = tl.where(allowed, s * sig * scale, 0.0)
         dv += _dot(tl.trans(p.to(do.dtype)), do, UPCAST)
-        dp = _dot(do, tl.trans(v), UPCAST)
-        ds = tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
+        ds = _score_grad(_dot(do, tl.trans(v), UPCAST), s, sig, allowed, scale)
         dk += _dot(tl.trans(ds.to(q.dtype)), q, UPCAST)
         tl.atomic_add(dbias_ptr + h * s_dbias + distance, ds, mask=allowed)
-    tl.store(dk_ptr + b * sdk_b + h * sdk_h + rn[:, None] * sdk_l + ra[None, :],
-             dk.to(dk_ptr.dtype.element_ty), mask=(rn[:, None] < L) & (ra[None, :] < DA))
-    tl.store(dv_ptr + b * sdv_b + h * sdv_h + rn[:, None] * sdv_l + rl[None, :],
-             dv.to(dv_ptr.dtype.element_ty), mask=(rn[:, None] < L) & (rl[None, :] < DL))
+    _store(_head(dk_ptr, b, h, start, sdk_b, sdk_l, sdk_h), dk, rn, ra, L, DA, sdk_l)
+    _store(_head(dv_ptr, b, h, start, sdv_b, sdv_l, sdv_h), dv, rn, rl, L, DL, sdv_l)
 
 
 @triton.jit
 def _backward_q(q_ptr, k_ptr, v_ptr, bias_ptr, rows_ptr, do_ptr, dq_ptr, scale, N, H, DA, DL,
                 sq_b, sq_l, sq_h, sk_b, sk_l, sk_h, sv_b, sv_l, sv_h, so_b, so_l, so_h, s_bias,
                 sdq_b, sdq_l, sdq_h,
-                JAGGED: tl.constexpr, UPCAST: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
+                JAGGED: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_DA: tl.constexpr, BLOCK_DL: tl.constexpr):
     """dQ of one query block."""
     pid_m = tl.program_id(0)
     b = tl.program_id(1) // H
     h = tl.program_id(1) % H
     start, L, first = _row(rows_ptr, b, N, JAGGED)
-    q_ptr += start * sq_l
-    k_ptr += start * sk_l
-    v_ptr += start * sv_l
-    do_ptr += start * so_l
-    dq_ptr += start * sdq_l
+    k_ptr = _head(k_ptr, b, h, start, sk_b, sk_l, sk_h)
+    v_ptr = _head(v_ptr, b, h, start, sv_b, sv_l, sv_h)
     rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     ra = tl.arange(0, BLOCK_DA)
     rl = tl.arange(0, BLOCK_DL)
-    q = tl.load(q_ptr + b * sq_b + h * sq_h + rm[:, None] * sq_l + ra[None, :],
-                mask=(rm[:, None] < L) & (ra[None, :] < DA), other=0.0)
-    do = tl.load(do_ptr + b * so_b + h * so_h + rm[:, None] * so_l + rl[None, :],
-                 mask=(rm[:, None] < L) & (rl[None, :] < DL), other=0.0)
+    q = _load(_head(q_ptr, b, h, start, sq_b, sq_l, sq_h), rm, ra, L, DA, sq_l)
+    do = _load(_head(do_ptr, b, h, start, so_b, so_l, so_h), rm, rl, L, DL, so_l)
     bias_row = bias_ptr + h * s_bias
     dq = tl.zeros([BLOCK_M, BLOCK_DA], dtype=tl.float32)
     lo = (tl.minimum(pid_m * BLOCK_M, first) // BLOCK_N) * BLOCK_N
     hi = tl.minimum((pid_m + 1) * BLOCK_M, L)
     for n0 in range(lo, hi, BLOCK_N):
         rn = n0 + tl.arange(0, BLOCK_N)
-        k = tl.load(k_ptr + b * sk_b + h * sk_h + rn[:, None] * sk_l + ra[None, :],
-                    mask=(rn[:, None] < L) & (ra[None, :] < DA), other=0.0)
-        v = tl.load(v_ptr + b * sv_b + h * sv_h + rn[:, None] * sv_l + rl[None, :],
-                    mask=(rn[:, None] < L) & (rl[None, :] < DL), other=0.0)
+        k = _load(k_ptr, rn, ra, L, DA, sk_l)
+        v = _load(v_ptr, rn, rl, L, DL, sv_l)
         s, allowed, distance = _scores(q, k, rm, rn, first, L, bias_row, UPCAST)
-        sig = tl.sigmoid(s)
-        dp = _dot(do, tl.trans(v), UPCAST)
-        ds = tl.where(allowed, dp * scale * sig * (1.0 + s * (1.0 - sig)), 0.0)
+        ds = _score_grad(_dot(do, tl.trans(v), UPCAST), s, tl.sigmoid(s), allowed, scale)
         dq += _dot(ds.to(k.dtype), k, UPCAST)
-    tl.store(dq_ptr + b * sdq_b + h * sdq_h + rm[:, None] * sdq_l + ra[None, :],
-             dq.to(dq_ptr.dtype.element_ty), mask=(rm[:, None] < L) & (ra[None, :] < DA))
+    _store(_head(dq_ptr, b, h, start, sdq_b, sdq_l, sdq_h), dq, rm, ra, L, DA, sdq_l)
 
 
 def _strides(*tensors: torch.Tensor, jagged: bool) -> list[int]:

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from autorec.kernels.common import (
-    DEFAULT_TOLERANCES,
-    element_size,
-    generator,
-    randn,
-    triton_builder,
-)
-from autorec.kernels.hstu_attention.spec import KNOBS
+from autorec.kernels.common import DEFAULT_TOLERANCES, element_size, generator, triton_builder
+from autorec.kernels.hstu_attention.spec import KNOBS, attention_inputs
 from autorec.kernels.hstu_attention_jagged.reference import hstu_attention_jagged
 from autorec.kernels.registry import OpSpec
 
 
 def make_inputs(shape: dict, dtype: torch.dtype, device: torch.device, seed: int) -> dict:
-    """Row lengths drawn from 0..max_length (empty and full rows included); scale 1/max_length."""
+    """Row lengths drawn from 0..max_length (empty and full rows included)."""
     gen = generator(seed, device)
-    b, n, h = shape["batch"], shape["max_length"], shape["heads"]
-    da, dl = shape["attention_dim"], shape["linear_dim"]
+    b, n = shape["batch"], shape["max_length"]
     lengths = torch.randint(0, n + 1, (b,), generator=gen, device=device)
     offsets = torch.zeros(b + 1, dtype=torch.long, device=device)
     torch.cumsum(lengths, dim=0, out=offsets[1:])
-    tokens = int(offsets[-1])
-    qk_scale = da**-0.25
-    return {
-        "q": randn((tokens, h, da), dtype, device, gen, scale=qk_scale),
-        "k": randn((tokens, h, da), dtype, device, gen, scale=qk_scale),
-        "v": randn((tokens, h, dl), dtype, device, gen),
-        "distance_bias": randn((h, n), dtype, device, gen, scale=0.5),
-        "offsets": offsets,
-        "scale": 1.0 / n,
-    }
+    inputs = attention_inputs((int(offsets[-1]),), n, shape, dtype, device, gen)
+    return {**inputs, "offsets": offsets}
 
 
 def bytes_moved(shape: dict, dtype: torch.dtype) -> int:
