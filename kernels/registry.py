@@ -13,7 +13,7 @@ their names are `grad_inputs`) and, where the signature has them, plain Python c
 
 Importing this module imports no Triton kernel: a `triton.jit` function is compiled or
 interpreted according to TRITON_INTERPRET at the moment its module is imported, so each op's
-Triton module is loaded only when an implementation is first built or called.
+Triton module is loaded only when one of its implementations is first called.
 """
 
 from __future__ import annotations
