@@ -203,6 +203,9 @@ def objectives_text(space) -> str:
     gates = list(getattr(space, "gates", []) or [])
     if gates:
         lines.append(f"- gates that must hold: {', '.join(gates)}")
+    constraints = list(getattr(space, "constraints", []) or [])
+    if constraints:
+        lines.append(f"- constraints that must hold: {', '.join(c.text() for c in constraints)}")
     lines.append(
         "fitness combines the objectives, each normalised against the reference candidate "
         "(fitness 0); higher is better. A failed candidate gets no fitness."

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from autorec.space import Objective
+from autorec.space import Constraint, Objective
 
 
 def relative_gain(value: float, reference: float, direction: str) -> float:
@@ -38,6 +38,7 @@ def candidate_fitness(
     reference_metrics: Mapping[str, Mapping[str, float]],
     objectives: list[Objective],
     gates: list[str] = (),
+    constraints: list[Constraint] = (),
 ) -> float | None:
     """Mean member fitness over the suite, or None when any member cannot be scored."""
     if not member_metrics:
@@ -45,6 +46,8 @@ def candidate_fitness(
     scores = []
     for member, metrics in member_metrics.items():
         if any(not metrics.get(gate) for gate in gates):
+            return None
+        if violated_constraints(metrics, constraints):
             return None
         if member not in reference_metrics:
             return None
@@ -72,6 +75,38 @@ def mean_metrics(
         if values:
             out[name] = sum(float(v) for v in values) / len(values)
     return out
+
+
+def violated_constraints(metrics: Mapping[str, float], constraints: list[Constraint]) -> list[str]:
+    """The constraints `metrics` miss, as 'name<=bound (got value)'; a missing or non-finite
+    value misses its constraint."""
+    missed = []
+    for constraint in constraints:
+        value = metrics.get(constraint.name)
+        if not _finite(value) or not constraint.holds(float(value)):
+            got = "missing" if value is None else f"got {float(value):.6g}"
+            missed.append(f"{constraint.text()} ({got})")
+    return missed
+
+
+def why_no_fitness(
+    member_metrics: Mapping[str, Mapping[str, float]],
+    objectives: list[Objective],
+    gates: list[str] = (),
+    constraints: list[Constraint] = (),
+) -> str:
+    """The first reason `candidate_fitness` gave None, for the archive."""
+    for member, metrics in member_metrics.items():
+        failed = [gate for gate in gates if not metrics.get(gate)]
+        if failed:
+            return f"{member}: gate {', '.join(failed)} failed"
+        missed = violated_constraints(metrics, constraints)
+        if missed:
+            return f"{member}: constraint {'; '.join(missed)} not met"
+        bad = non_finite_objectives(metrics, objectives)
+        if bad:
+            return f"{member}: objective(s) {', '.join(bad)} missing or not finite"
+    return "the reference has no value for an objective"
 
 
 def non_finite_objectives(metrics: Mapping[str, float], objectives: list[Objective]) -> list[str]:

@@ -42,6 +42,13 @@ class SearchConfig(pydantic.BaseModel):
         default_factory=list,
         description="candidates evaluated right after the reference (operator 'seed')",
     )
+    objectives: list[str] = pydantic.Field(
+        default_factory=list,
+        description="extra objectives NAME:max|min[:WEIGHT], added to the space's",
+    )
+    constraints: list[str] = pydantic.Field(
+        default_factory=list, description="bounds METRIC<=VALUE (>=, <, >, ==) every member must meet"
+    )
     gpus_per_trial: float = pydantic.Field(
         0.0, ge=0, le=64, description="GPUs per trial (fractions share a GPU)"
     )
@@ -91,9 +98,14 @@ class SearchConfig(pydantic.BaseModel):
 
         A new run is refused a dataset its space would ignore; a stored run (older archives
         stored a default dataset for every space) is not."""
-        from autorec.space import load_space
+        from autorec.space import load_space, parse_constraint, parse_objective
 
         space = load_space(self.space, self.space_options())
+        if self.objectives or self.constraints:
+            space.add_search_objectives(
+                [parse_objective(text) for text in self.objectives],
+                [parse_constraint(text) for text in self.constraints],
+            )
         given = self.dataset is not None or self.task is not None
         if new_run and given and not space.needs_dataset:
             raise ConfigError(

@@ -15,6 +15,7 @@ import abc
 import dataclasses
 import hashlib
 import importlib.util
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -45,6 +46,58 @@ class Objective(pydantic.BaseModel):
     name: str
     direction: Literal["max", "min"]
     weight: float = 1.0
+
+
+CONSTRAINT_OPERATORS = ("<=", ">=", "==", "<", ">")  # two-character ones first when parsing
+
+
+class Constraint(pydantic.BaseModel):
+    """A bound a selection metric must meet on every member, e.g. fairness.auc_gap <= 0.01:
+    a candidate that misses it is failed like one whose gate failed (no fitness, no parent)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    op: Literal["<=", ">=", "==", "<", ">"]
+    value: float
+
+    def holds(self, value: float) -> bool:
+        return {
+            "<=": value <= self.value, ">=": value >= self.value, "==": value == self.value,
+            "<": value < self.value, ">": value > self.value,
+        }[self.op]
+
+    def text(self) -> str:
+        return f"{self.name}{self.op}{self.value:g}"
+
+
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_.@/-]+")
+
+
+def parse_objective(text: str) -> Objective:
+    """'NAME:max', 'NAME:min:0.2' -> Objective (weight 1 when omitted)."""
+    name, _, rest = str(text).partition(":")
+    direction, _, weight = rest.partition(":")
+    if not name or direction not in ("max", "min"):
+        raise ConfigError(f"objective '{text}': write NAME:max or NAME:min[:WEIGHT]")
+    try:
+        return Objective(name=name.strip(), direction=direction, weight=float(weight or 1.0))
+    except ValueError:
+        raise ConfigError(f"objective '{text}': the weight must be a number") from None
+
+
+def parse_constraint(text: str) -> Constraint:
+    """'fairness.auc_gap<=0.01' -> Constraint."""
+    for op in CONSTRAINT_OPERATORS:
+        name, found, value = str(text).partition(op)
+        if found and _METRIC_NAME.fullmatch(name.strip()):
+            try:
+                return Constraint(name=name.strip(), op=op, value=float(value))
+            except ValueError:
+                break
+    raise ConfigError(
+        f"constraint '{text}': write METRIC<=VALUE (or >=, <, >, ==) with a number on the right"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +180,8 @@ class SearchSpace(abc.ABC):
     needs_dataset: ClassVar[bool] = False
     # A search of a space that needs a GPU refuses to start where Ray sees none.
     needs_gpu: ClassVar[bool] = False
+    # Bounds on selection metrics, set by a search (`--constraint`), checked like gates.
+    constraints: ClassVar[list[Constraint]] = []
 
     def __init__(self, options: SpaceOptions | None = None):
         self.options = options or SpaceOptions()
@@ -170,11 +225,48 @@ class SearchSpace(abc.ABC):
         writes as a training config; None when candidates are not trained models."""
         return None
 
+    def metric_names(self) -> list[str] | None:
+        """Every metric `evaluate` returns, when the space knows them up front (an objective or
+        constraint on anything else is refused before the search starts); None: unknown."""
+        return None
+
+    def selection_metric(self, name: str) -> str:
+        """The metric a search objective or constraint named `name` is judged on. Spaces whose
+        metrics exist per split map a quality metric to its validation version."""
+        return name
+
     # Shared behaviour, not meant to be overridden.
 
     def selection_metrics(self) -> list[str]:
-        """The metrics that decide: objectives, then gates."""
-        return [o.name for o in self.objectives] + [g for g in self.gates]
+        """The metrics that decide: objectives, gates, then constrained metrics."""
+        names = [o.name for o in self.objectives] + list(self.gates)
+        return names + [c.name for c in self.constraints if c.name not in names]
+
+    def add_search_objectives(
+        self, objectives: list[Objective], constraints: list[Constraint]
+    ) -> None:
+        """A search's own `--objective`s (added to the space's; one with a known name replaces
+        it) and `--constraint`s, named as the user wrote them and mapped to selection metrics."""
+        known = self.metric_names()
+        for item in [*objectives, *constraints]:
+            base = item.name.removeprefix("valid_")
+            if known is not None and item.name not in known and base not in known:
+                raise ConfigError(
+                    f"space '{self.name}' computes no metric '{item.name}'; known: "
+                    f"{', '.join(sorted(known))}"
+                )
+        mapped = [o.model_copy(update={"name": self.selection_metric(o.name)}) for o in objectives]
+        merged = {o.name: o for o in self.objectives}
+        merged.update({o.name: o for o in mapped})
+        self.objectives = list(merged.values())
+        self.constraints = [c.model_copy(update={"name": self.selection_metric(c.name)})
+                            for c in constraints]
+        reported = list(self.reported_metrics)
+        for item in [*objectives, *constraints]:
+            base = item.name.removeprefix("valid_")
+            if self.selection_metric(base) != base and base not in reported:
+                reported.append(base)  # the test-split twin of a validation objective
+        self.reported_metrics = reported
 
     def contract(self) -> dict[str, Any]:
         """What a run stores about its space when it starts, so review and export never need
@@ -184,6 +276,7 @@ class SearchSpace(abc.ABC):
             "version": str(self.version),
             "objectives": [o.model_dump() for o in self.objectives],
             "gates": list(self.gates),
+            "constraints": [c.model_dump() for c in self.constraints],
             "selection_metrics": self.selection_metrics(),
             "reported_metrics": list(self.reported_metrics),
             "needs_dataset": bool(self.needs_dataset),

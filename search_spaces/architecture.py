@@ -25,7 +25,9 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.search_spaces.trained import REPORTED_METRICS, TrainedModelSpace, training_metrics
+from autorec.search_spaces.trained import (
+    REPORTED_METRICS, TrainedModelSpace, objectives_line, training_metrics,
+)
 from autorec.space import CANDIDATE_MODEL, Objective, Report, SpaceOptions, SuiteMember
 
 CTR_FAMILIES = ("fm", "deepfm", "dcnv2", "din", "dare")
@@ -278,16 +280,14 @@ class ArchitectureSpace(TrainedModelSpace):
 
     def describe(self) -> str:
         task, ref = self.task, self.reference()
-        quality, size = self.objectives
         lines = [
             f"Architecture search for the {task} task on dataset '{self.options.dataset}': pick a "
             "model family and its hyperparameters. Each candidate is trained once on CPU "
             f"(at most `epochs` epochs, which is at most {self.max_epochs}; early stopping keeps "
             "the best validation epoch) and scored on the validation split.",
-            f"Objectives: {quality.name} (maximise, weight {quality.weight:g}) and {size.name}, "
-            f"the trainable parameter count (minimise, weight {size.weight:g}). Each is "
-            "normalised against the reference candidate and combined by weight, so quality "
-            "dominates and size breaks near-ties.",
+            f"Objectives: {objectives_line(self)} (params is the trainable parameter count). "
+            "Each is normalised against the reference candidate and combined by weight, so "
+            "quality dominates and size breaks near-ties.",
             f"Reference: {ref.model_dump_json()}",
             "",
             "Families:",

@@ -19,7 +19,9 @@ import optuna
 import pydantic
 
 from autorec.errors import ConfigError
-from autorec.search_spaces.trained import REPORTED_METRICS, TrainedModelSpace, training_metrics
+from autorec.search_spaces.trained import (
+    REPORTED_METRICS, TrainedModelSpace, objectives_line, training_metrics,
+)
 from autorec.space import Objective, Report, SpaceOptions, SuiteMember
 
 LADDER = (1, 2, 4, 8, 16, 32, 64)
@@ -170,7 +172,6 @@ class EmbeddingDimsSpace(TrainedModelSpace):
 
     def describe(self) -> str:
         epochs = self.settings.get("epochs", DEFAULT_EPOCHS)
-        quality, size = self.objectives
         reference_params = sum(info["rows"] * REFERENCE_DIM for info in self.fields.values())
         lines = [
             f"Embedding-dimension search on dataset '{self.options.dataset}' (ctr): choose the "
@@ -178,9 +179,8 @@ class EmbeddingDimsSpace(TrainedModelSpace):
             f"candidate trains every suite model ({', '.join(self.models)}) with its default "
             f"settings and these widths, for at most {epochs} epochs, and is scored on "
             "validation AUC.",
-            f"Objectives: {quality.name} (maximise, weight {quality.weight:g}) and {size.name}, "
-            f"the model's embedding-table entries (minimise, weight {size.weight:g}): the "
-            "fields' tables, sum over fields "
+            f"Objectives: {objectives_line(self)}. embedding_params counts the model's "
+            "embedding-table entries: the fields' tables, sum over fields "
             "of rows x width, plus a few width-independent ones (FM's per-id weights, DARE's "
             "attention table). Each is normalised against the reference (every field at 16: "
             f"{reference_params:,} field-table entries) per model and combined by weight.",

@@ -32,6 +32,19 @@ class TrainedModelSpace(SearchSpace):
     def candidate_class(self) -> type[pydantic.BaseModel]:
         """This instance's Candidate schema."""
 
+    def metric_names(self) -> list[str]:
+        """What `training_metrics` returns for this task: quality metrics on both splits, size
+        and speed once, and the extra metrics the trainer computes for this dataset."""
+        task = getattr(self, "task", None) or self.options.task or "ctr"
+        quality = list(REPORTED_METRICS[task]) + extra_metric_names(task, self)
+        return [*quality, *(f"valid_{m}" for m in quality), *SPLIT_FREE_METRICS]
+
+    def selection_metric(self, name: str) -> str:
+        """A quality metric is selected on its validation version; size and speed have one."""
+        if name in SPLIT_FREE_METRICS or name.startswith("valid_"):
+            return name
+        return f"valid_{name}"
+
     def known_settings(self, settings: dict[str, Any], known: dict[str, str]) -> dict[str, Any]:
         """A copy of `settings`, or a ConfigError naming the keys this space does not know."""
         unknown = sorted(set(settings) - set(known))
@@ -63,6 +76,34 @@ REPORTED_METRICS = {
     "ctr": ["auc", "logloss"],
     "sequential": ["ndcg@10", "hr@10", "mrr@10"],
 }
+
+
+# Metrics of a trained model that do not depend on a split.
+SPLIT_FREE_METRICS = ("params", "embedding_params", "train_seconds", "latency_ms_per_1k",
+                      "epochs_run", "best_epoch")
+
+
+def objectives_line(space: Any) -> str:
+    """'valid_auc (maximise, weight 1), params (minimise, weight 0.01)', and the constraints:
+    what the LLM is told must match what the fitness computes."""
+    parts = [f"{o.name} ({'maximise' if o.direction == 'max' else 'minimise'}, weight {o.weight:g})"
+             for o in space.objectives]
+    text = ", ".join(parts)
+    if space.constraints:
+        text += "; constraints every model must meet: " + ", ".join(
+            c.text() for c in space.constraints)
+    return text
+
+
+def extra_metric_names(task: str, space: Any) -> list[str]:
+    """Beyond-accuracy metrics (diversity, fairness, cold start) the trainer computes, where
+    that module is installed; none otherwise."""
+    try:
+        from autorec.metrics_extra import metric_names
+    except ImportError:
+        return []
+    features = getattr(space, "features", None)
+    return list(metric_names(task, features))
 
 
 def training_metrics(result: Any) -> dict[str, float]:

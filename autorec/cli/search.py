@@ -75,6 +75,12 @@ def search(
         None, "--ray-address", help="join an existing Ray cluster (default: a local Ray)"
     ),
     assignments: Optional[list[str]] = typer.Option(None, "--set", "-s", help="space setting key=value"),
+    objectives: Optional[list[str]] = typer.Option(
+        None, "--objective", help="extra objective NAME:max|min[:WEIGHT], e.g. diversity.genre_coverage:max:0.2"
+    ),
+    constraints: Optional[list[str]] = typer.Option(
+        None, "--constraint", help="bound every member must meet, e.g. 'fairness.auc_gap<=0.01'"
+    ),
     db: Optional[str] = db_option(),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary instead of tables"),
 ) -> None:
@@ -90,7 +96,8 @@ def search(
         "workers": workers, "threads": threads, "max_time": max_time, "patience": patience,
         "eval_time_limit": eval_time_limit, "max_tokens": max_tokens, "max_cost": max_cost,
         "seed": seed, "run_name": run_name, "ray_address": ray_address,
-        "gpus_per_trial": gpus_per_trial,
+        "gpus_per_trial": gpus_per_trial, "objectives": objectives or None,
+        "constraints": constraints or None,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     space_settings = parse_assignments(assignments)

@@ -15,7 +15,9 @@ from typing import Any, Callable
 from autorec.agents.base import CandidateResult, CandidateSummary, Proposal, ProposalContext, Proposer
 from autorec.archive import Archive
 from autorec.errors import AutorecError
-from autorec.fitness import candidate_fitness, mean_metrics, non_finite_objectives, raw_objectives
+from autorec.fitness import (
+    candidate_fitness, mean_metrics, non_finite_objectives, raw_objectives, why_no_fitness,
+)
 from autorec.search_config import SearchConfig
 from autorec.space import InvalidCandidate, SearchSpace, SuiteMember, space_file_source
 from autorec.engine.worker import ERROR, FINAL, NODE, SECONDS, TIMEOUT, WALL_SECONDS
@@ -224,9 +226,13 @@ class SearchDriver:
             self._reference_metrics = reference  # done evaluations never change again
         reference = self._reference_metrics
         member_metrics = self._metrics_by_member(evaluations)
-        fitness = candidate_fitness(member_metrics, reference, self.space.objectives, self.space.gates)
+        space = self.space
+        fitness = candidate_fitness(
+            member_metrics, reference, space.objectives, space.gates, space.constraints
+        )
         if fitness is None:
-            self._record(candidate_id, "failed", None, member_metrics, "a gate failed or an objective is missing")
+            reason = why_no_fitness(member_metrics, space.objectives, space.gates, space.constraints)
+            self._record(candidate_id, "failed", None, member_metrics, reason)
         else:
             self._record(candidate_id, "done", fitness, member_metrics, None)
 
