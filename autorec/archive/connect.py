@@ -28,6 +28,7 @@ from autorec.archive.errors import ArchiveError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10  # a database server that does not answer within this is an error
 WRITE = "autorec_write"  # execution option that makes a transaction BEGIN IMMEDIATE
 
 
@@ -59,7 +60,11 @@ def resolve(url: str | os.PathLike[str]) -> Target:
     except sa.exc.ArgumentError as exc:
         raise ArchiveError(f"not a database URL: {text!r} ({exc})") from None
     if parsed.get_backend_name() != "sqlite":
-        return Target(parsed, None, parsed.render_as_string(hide_password=True))
+        label = parsed.render_as_string(hide_password=True)
+        if parsed.drivername in ("postgresql", "postgres"):
+            # A bare postgresql:// means psycopg 3 (autorec[postgres]), not SQLAlchemy's psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return Target(parsed, None, label)
     database = parsed.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         return Target(parsed, None, text)
@@ -117,7 +122,7 @@ def _readonly_uri(path) -> str:
 
 def make_engine(target: Target) -> sa.Engine:
     if not target.is_sqlite:
-        return sa.create_engine(target.url, pool_pre_ping=True)
+        return _server_engine(target)
     kwargs: dict = {"connect_args": {"check_same_thread": False}}
     if target.path is None:  # in-memory: one shared connection, or every session sees a new db
         kwargs["poolclass"] = StaticPool
@@ -142,6 +147,27 @@ def make_engine(target: Target) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _server_engine(target: Target) -> sa.Engine:
+    """A database server (PostgreSQL): a bounded connect wait, so an unreachable host is one
+    line after seconds rather than a hang, and a missing driver is a line saying what to install."""
+    kwargs: dict = {"pool_pre_ping": True}
+    if target.url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        return sa.create_engine(target.url, **kwargs)
+    except ImportError as exc:
+        extra = " (pip install 'autorec[postgres]')" if "psycopg" in str(exc) else ""
+        raise ArchiveError(
+            f"cannot open the archive {target.label}: its database driver is not installed: "
+            f"{exc}{extra}"
+        ) from None
+
+
+def one_line(message: object) -> str:
+    """A driver's message (PostgreSQL's span lines, with hints) as one line."""
+    return " ".join(str(message).split())
 
 
 def enable_wal(engine: sa.Engine, target: Target) -> None:

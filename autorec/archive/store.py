@@ -127,7 +127,14 @@ class Archive:
             migrations.open_schema(self._engine, self._target, create and not self.readonly)
         except sa.exc.OperationalError as exc:
             self._engine.dispose()
-            raise ArchiveError(f"cannot open the archive {self.location}: {exc.orig}") from None
+            raise ArchiveError(
+                f"cannot open the archive {self.location}: {connect.one_line(exc.orig)}"
+            ) from None
+        except ArchiveError as err:
+            self._engine.dispose()
+            if "\n" in str(err):  # a database server's message spans lines; the CLI prints one
+                raise ArchiveError(connect.one_line(err)) from None
+            raise
         except BaseException:
             self._engine.dispose()
             raise
