@@ -5,8 +5,9 @@
     OMP_NUM_THREADS=1 python benchmarks/ihas.py --dataset synthetic --model fm --set lr=0.005 \\
         --groups 1 2 3 4 --seeds 0 --out benchmarks/results/ihas_synthetic.json
 
-Per seed: the full-width model (every field at the embedding_dims space's reference width 16,
-`autorec train` defaults) and one iHAS search stage, clustered and retrained for every K in
+Per seed: two full-width models (every field at the embedding_dims space's reference width 16,
+and every field at the search stage's width, `autorec train` defaults otherwise) and one iHAS
+search stage, clustered and retrained for every K in
 `--groups` (a K the gates cannot support is recorded with its error). Choices are made on
 validation rows only; test AUC is reported beside. The table printed at the end is the one in
 docs/ihas.md.
@@ -29,12 +30,12 @@ from autorec.search_spaces.embedding_dims import REFERENCE_DIM
 from autorec.trainer import train_model
 
 
-def full_width(model: str, data, settings) -> dict:
-    train = {**settings.train_settings(), "embedding_dim": REFERENCE_DIM,
+def full_width(model: str, data, settings, width: int) -> dict:
+    train = {**settings.train_settings(), "embedding_dim": width,
              "epochs": settings.retrain_epochs}  # fmt: skip
     result = train_model(model, data, train)
     return {
-        "variant": f"full width ({REFERENCE_DIM})",
+        "variant": f"every field {width}",
         "valid_auc": result.valid_metrics["auc"],
         "auc": result.metrics["auc"],
         "embedding_params": result.embedding_params,
@@ -80,8 +81,9 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         settings = ihas_settings({**parse_assignments(args.assignments), "seed": seed})
-        for row in [full_width(args.model, data, settings),
-                    *ihas_rows(args.model, data, settings, args.groups)]:  # fmt: skip
+        rows = [full_width(args.model, data, settings, REFERENCE_DIM),
+                full_width(args.model, data, settings, settings.width)]  # fmt: skip
+        for row in [*rows, *ihas_rows(args.model, data, settings, args.groups)]:
             results.append({"seed": seed, **row})
             print(json.dumps({k: v for k, v in results[-1].items() if k != "search"}), flush=True)
     payload = {

@@ -38,6 +38,10 @@ class GatedFieldEmbedding(FieldEmbedding):
         )  # fmt: skip
         self.temperature = settings.temperature
         self.sparsity_weight = settings.sparsity
+        rows = torch.tensor([float(self.tables[n].weight.shape[0]) for n in self.layout.fields])
+        # "params": a field's share of the penalty is its share of the table rows, so closing a
+        # block of a large table is worth more (the embedding_dims space's embedding_params).
+        self.field_weights = rows / rows.sum() if settings.sparsity_cost == "params" else None
         self.polarisation_weight = settings.polarisation
         self._masks: dict[str, torch.Tensor] | None = None
         self._penalty: torch.Tensor | None = None
@@ -63,7 +67,7 @@ class GatedFieldEmbedding(FieldEmbedding):
         if self.training:
             gates = relaxed_bernoulli(logits, self.temperature)
             self._penalty = self.sparsity_weight * sparsity_penalty(
-                probabilities, self.layout
+                probabilities, self.layout, self.field_weights
             ) + self.polarisation_weight * polarisation_penalty(probabilities)
         else:
             gates = self.layout.deterministic(probabilities)

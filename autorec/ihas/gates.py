@@ -77,11 +77,19 @@ def relaxed_bernoulli(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return hard + soft - soft.detach()
 
 
-def sparsity_penalty(probabilities: torch.Tensor, layout: GateLayout) -> torch.Tensor:
-    """Expected kept share of each field's width, averaged over fields and rows (0..1): the
-    gradient on a gate is proportional to its block's size, so wide blocks go first."""
-    widths = torch.tensor([layout.widths[n] for n in layout.fields], device=probabilities.device)
-    return (layout.kept_widths(probabilities) / widths).mean()
+def sparsity_penalty(
+    probabilities: torch.Tensor, layout: GateLayout, field_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Expected kept share of each field's width, averaged over rows and over fields (0..1),
+    equally (the paper's) or by `field_weights` summing to 1 (e.g. each field's share of the
+    table rows, so the penalty follows embedding parameters). The gradient on a gate is
+    proportional to its block's size, so wide blocks go first."""
+    device = probabilities.device
+    widths = torch.tensor([layout.widths[n] for n in layout.fields], device=device)
+    shares = (layout.kept_widths(probabilities) / widths).mean(dim=0)
+    if field_weights is None:
+        return shares.mean()
+    return (shares * field_weights.to(device)).sum()
 
 
 def polarisation_penalty(probabilities: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,11 @@ class GateSettings(pydantic.BaseModel):
     sparsity: float = pydantic.Field(
         0.1, ge=0, le=100, description="weight of the sparsity regulariser (expected kept share)"
     )
+    sparsity_cost: Literal["width", "params"] = pydantic.Field(
+        "width",
+        description="how fields share the sparsity penalty: 'width' equally (the paper's), "
+        "'params' by their tables' rows, so large tables shrink first",
+    )
     polarisation: float = pydantic.Field(
         0.05, ge=0, le=100, description="weight of the bi-polarisation regulariser, 4p(1-p)"
     )

@@ -51,3 +51,22 @@ def planted_ctr(rows: int = 3000, seed: int = 0) -> CTRData:
 @pytest.fixture(scope="session")
 def planted() -> CTRData:
     return planted_ctr()
+
+
+@pytest.fixture
+def ray_folder():
+    """Ray's sockets and logs in one short temporary folder (socket paths have a length limit)."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ar-ihas-", dir="/tmp")
+    os.environ["AUTOREC_RAY_TMPDIR"] = folder
+    yield folder
+    try:
+        import ray
+
+        ray.shutdown()
+    finally:
+        os.environ.pop("AUTOREC_RAY_TMPDIR", None)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -64,6 +64,11 @@ def test_sparsity_weighs_blocks_by_size_and_polarisation_vanishes_at_zero_and_on
     open_all = torch.ones(1, 3)
     assert sparsity_penalty(open_all, layout) == pytest.approx(1.0)
     assert sparsity_penalty(torch.tensor([[1.0, 1.0, 0.0]]), layout) == pytest.approx(0.5)
+    two = GateLayout({"a": 4, "b": 2})  # a: 1, 1, 2; b: 1, 1
+    half_a = torch.tensor([[1.0, 1.0, 0.0, 1.0, 1.0]])
+    assert sparsity_penalty(half_a, two) == pytest.approx(0.75)
+    by_rows = torch.tensor([0.9, 0.1])  # a's table has 9x b's rows
+    assert sparsity_penalty(half_a, two, by_rows) == pytest.approx(0.9 * 0.5 + 0.1)
     assert polarisation_penalty(torch.tensor([[0.0, 1.0]])) == 0
     assert polarisation_penalty(torch.tensor([[0.5, 0.5]])) == pytest.approx(1.0)
     assert polarisation_penalty(torch.tensor([[0.9]])) < polarisation_penalty(torch.tensor([[0.7]]))
