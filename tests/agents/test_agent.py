@@ -350,6 +350,15 @@ def test_the_local_model_proposes_valid_architecture_candidates(space, tmp_path_
     for proposal in proposals:
         assert space.validate(proposal.params).model_dump(mode="json") == proposal.params
         assert candidate_hash(proposal.params) not in {candidate_hash(c.params) for c in archive}
+    # At least one proposal is the model's own reply, not a mutation standing in for a repeat.
+    written = [
+        p for p in proposals
+        if "+mutate" not in p.operator and p.params == space.validate(
+            {k: v for k, v in json.loads(p.llm_calls[-1].text).items() if k != "rationale"}
+        ).model_dump(mode="json")
+    ]
+    assert written, [(p.operator, p.llm_calls[-1].text) for p in proposals]
+    for proposal in proposals:
         for call in proposal.llm_calls:
             assert call.backend == "local" and call.error is None
             assert call.tokens_in < 4_000  # a 135M model's context is small: prompts stay compact
