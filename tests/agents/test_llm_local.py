@@ -91,6 +91,7 @@ def test_first_load_fills_the_cache_and_later_loads_read_it(first_load):
     print(f"\nload times: gguf {loaded.seconds:.1f}s, cache {cached.seconds:.1f}s")
 
 
+@pytest.mark.slow  # the real LLM
 def test_greedy_decoding_is_reproducible(backend):
     messages = chat("Name one recommender model in a sentence.")
     first = backend.complete(messages, max_tokens=24)
@@ -102,6 +103,7 @@ def test_greedy_decoding_is_reproducible(backend):
     assert first.latency_s > 0 and first.cost == 0.0 and first.error is None
 
 
+@pytest.mark.slow  # the real LLM
 def test_seeded_sampling_is_reproducible(backend):
     messages = chat("Name one recommender model in a sentence.")
     runs = [backend.complete(messages, max_tokens=12, temperature=1.0, seed=seed).text
@@ -124,6 +126,7 @@ def test_schema_replies_always_parse_and_validate(backend):
     print(f"\nconstrained proposal latency: median {statistics.median(latencies):.2f}s")
 
 
+@pytest.mark.slow  # the real LLM
 def test_max_tokens_bounds_every_reply(backend):
     plain = backend.complete(chat("Write a long essay on recommender systems."), max_tokens=5)
     assert plain.tokens_out == 5 and plain.error is None
@@ -138,6 +141,7 @@ def test_max_tokens_bounds_every_reply(backend):
         assert cut.tokens_out <= budget and "max_tokens" in cut.error
 
 
+@pytest.mark.slow  # the real LLM
 def test_a_looping_model_is_steered_out_of_the_loop(backend):
     """Closing mode, driven by hand: a repeated cycle inside a string makes the next step allow
     only tokens that close the string."""
@@ -163,6 +167,7 @@ def test_a_looping_model_is_steered_out_of_the_loop(backend):
     assert constraint.done
 
 
+@pytest.mark.slow  # the real LLM
 def test_a_schema_llguidance_cannot_compile_is_an_llm_error(backend):
     with pytest.raises(LLMError, match="schema"):
         backend.complete(chat("hi"), {"type": "object", "properties": {"x": {"$ref": "#/nope"}}})

@@ -88,6 +88,7 @@ def server_url(tmp_path_factory):
             process.wait()
 
 
+@pytest.mark.slow  # the real LLM
 def test_plain_completion_from_a_real_server(server_url):
     backend = load_backend("openai:smollm2", base_url=server_url, price_per_1k_tokens=0.5)
     reply = backend.complete(MESSAGES, max_tokens=24, seed=0)
@@ -97,6 +98,7 @@ def test_plain_completion_from_a_real_server(server_url):
     assert reply.prompt == MESSAGES and reply.latency_s > 0
 
 
+@pytest.mark.slow  # the real LLM
 def test_schema_completion_from_a_real_server(server_url):
     backend = load_backend("openai:smollm2", base_url=server_url, timeout_s=120)
     schema = Pick.model_json_schema()

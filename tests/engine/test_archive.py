@@ -433,6 +433,7 @@ def _write_many(path, name, n, start):
     archive.close()
 
 
+@pytest.mark.slow  # separate processes
 def test_two_processes_write_one_file_at_once(tmp_path):
     path = str(tmp_path / "runs.db")
     ctx = multiprocessing.get_context("spawn")
