@@ -29,7 +29,7 @@ def inject(*lines: str) -> str:
 
 def run(source: str, **options):
     options = {"device": "cpu", "trials": 2, "dtypes": ["float32"], "shapes": ONE_SHAPE,
-               "time_limit": 60, **options}
+               "time_limit": 240, **options}
     return evaluate_variant("fm_interaction", {"source": source}, **options)
 
 
