@@ -42,7 +42,8 @@ def operator_colors(datas: Sequence[RunData]) -> dict[str, str]:
 
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    # Light compression: encoding at zlib's default level cost more than drawing small figures.
+    fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -137,7 +138,7 @@ def pareto(d: RunData) -> Figure | None:
         ax.set(xlabel=f"{label(first.name)} ({first.direction})",
                ylabel=(f"{label(other.name)} ({other.direction})" if other is not None
                        else "validation fitness"))
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)  # "best" measures every point: slow at scale
     fig.suptitle("Pareto front over the raw validation objectives")
     return fig
 
@@ -210,11 +211,12 @@ def llm(d: RunData) -> Figure | None:
         return None
     fig, (tokens, cost, latency) = _figure(cols=3, height=3.2)
     calls = list(range(1, usage.calls + 1))
-    tokens.bar(calls, usage.tokens_in, color="#1f77b4", label="in", width=1.0)
-    tokens.bar(calls, usage.tokens_out, bottom=usage.tokens_in, color="#ff7f0e", label="out",
-               width=1.0)
+    # Lines, not a bar per call: a long agent run makes tens of thousands of calls.
+    style = {"lw": 0.8} if usage.calls > 60 else {"lw": 1.0, "marker": "o", "ms": 3}
+    tokens.plot(calls, usage.tokens_in, color="#1f77b4", label="in", **style)
+    tokens.plot(calls, usage.tokens_out, color="#ff7f0e", label="out", **style)
     tokens.set(xlabel="LLM call", ylabel="tokens", title="tokens per call")
-    tokens.legend(fontsize=8)
+    tokens.legend(fontsize=8, loc="center right")
     running, total = [], 0.0
     for c in usage.cost:
         total += c
