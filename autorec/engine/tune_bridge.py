@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from autorec.engine.driver import FINISHED, SearchDriver
-from autorec.engine.worker import FINAL, WALL_SECONDS, evaluate_trial
+from autorec.engine.worker import FINAL, TIMEOUT, WALL_SECONDS, evaluate_trial
 from autorec.errors import AutorecError
 
 # Tune writes CSV/JSON/TensorBoard logs of every trial by default; the archive is our record.
@@ -41,6 +42,7 @@ class AutorecSearcher(Searcher):
         super().__init__(metric=None, mode=None)
         self.driver = driver
         self._started: dict[str, float] = {}  # trial id -> when it was handed to Tune
+        self.ended: set[str] = set()  # trials whose worker ended itself at the time limit
 
     # Tune pickles its config, searcher included, to save experiment state. The driver (an
     # archive, a proposer, a progress bar) stays in this process: a pickled searcher carries only
@@ -77,6 +79,8 @@ class AutorecSearcher(Searcher):
         # evaluation at its time limit ends its process next, and Tune then reports the trial
         # as errored, without its last result.
         if result.get(FINAL) == 1:
+            if result.get(TIMEOUT) is not None:
+                self.ended.add(trial_id)
             self.on_trial_complete(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -131,6 +135,30 @@ def check_cluster_gpus(config, space) -> None:
         )
 
 
+class _QuietEndedTrials(logging.Filter):
+    """Tune logs a trial whose worker ended itself at its time limit as a failed task (with a
+    traceback) and as incomplete: that end is ours and already stored as a timeout."""
+
+    LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+
+    def __init__(self, ended: set[str]):
+        super().__init__()
+        self.ended = ended
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trials = re.findall(r"evaluate_trial_(\w+)", record.getMessage())
+        return not trials or not all(t in self.ended for t in trials)
+
+    def __enter__(self) -> _QuietEndedTrials:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
 def settle_finished(driver: SearchDriver) -> None:
     """A driver killed between storing a candidate's last evaluation and its fitness left the
     candidate running with nothing left to run: settle those before any trial starts."""
@@ -156,10 +184,11 @@ def run_tune(driver: SearchDriver) -> None:
     if config.gpus_per_trial:
         resources["gpu"] = config.gpus_per_trial
     trainable = tune.with_resources(evaluate_trial, resources)
+    searcher = AutorecSearcher(driver)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=AutorecSearcher(driver),
+            search_alg=searcher,
             num_samples=-1,
             max_concurrent_trials=config.workers,
             reuse_actors=True,
@@ -175,7 +204,8 @@ def run_tune(driver: SearchDriver) -> None:
     )
     settle_finished(driver)
     try:
-        tuner.fit()
+        with _QuietEndedTrials(searcher.ended):
+            tuner.fit()
     finally:
         driver.interrupted()
         shutil.rmtree(storage, ignore_errors=True)

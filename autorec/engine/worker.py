@@ -134,6 +134,18 @@ def _evaluate_within(config: dict[str, Any], limit: float, send: Callable[[dict]
     # may still be on the way: give it a moment, then end the process (Tune starts a new actor).
     thread.join(EXIT_GRACE_S)
     if thread.is_alive():
+        _end_process()
+
+
+def _end_process() -> None:
+    """End this worker: through Ray (an intended exit, which Ray does not report as a crash),
+    and hard if that does not take within a few seconds."""
+    try:
+        import ray
+
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+        time.sleep(EXIT_GRACE_S * 2)
+    finally:
         os._exit(0)
 
 

@@ -26,7 +26,8 @@ class EchoHeaders(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"error": {"message": f"internal error; request headers: {dict(self.headers)}"}})
+        sent = f"Authorization: {self.headers.get('Authorization')}; {dict(self.headers)}"
+        body = json.dumps({"error": {"message": f"internal error; request headers: {sent}"}})
         self.send_response(500)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

@@ -140,3 +140,28 @@ def test_the_workers_timeout_report_and_a_lost_overdue_worker_are_timeouts():
     assert _outcome({WALL_SECONDS: 1.0}, error=True)[0] == "failed"
     # An error reported after the limit is the limit's doing, not the candidate's error.
     assert _outcome({FINAL: 1, "autorec_error": "boom", SECONDS: 4.0})[0] == "timeout"
+
+
+@pytest.mark.slow
+def test_a_stopped_evaluation_leaves_a_quiet_console(tmp_path, short_tmp):
+    """The worker's own end is not a crash: no Ray or Tune traceback reaches the user."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "slow_space.py").write_text(SLOW_SPACE)
+    (tmp_path / "seeds.yaml").write_text("- {x: 0.0, mode: silent}\n")
+    (tmp_path / "markers").mkdir()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "AUTOREC_RAY_TMPDIR": short_tmp}
+    done = subprocess.run(
+        [sys.executable, "-m", "autorec.cli", "search", "--space", "slow_space.py:Slow",
+         "--proposer", "random", "--budget", "2", "--eval-time-limit", "3", "--set",
+         "markers=markers", "--seed-candidates", "seeds.yaml", "--db", "runs.db", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for noise in ("Traceback", "Trial task failed", "did not complete", "worker died"):
+        assert noise not in done.stdout + done.stderr, (noise, done.stderr)
+    archive = Archive(tmp_path / "runs.db", create=False)
+    [seeded] = [c for c in archive.candidates(1) if c.operator == "seed"]
+    assert archive.evaluations_for(seeded.id)[0].status == "timeout"
