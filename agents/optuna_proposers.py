@@ -113,15 +113,17 @@ class OptunaProposer(Proposer):
         if number is None:
             return  # not proposed here
         fitness = result.fitness if result.status == "done" else None
-        self._tell(number, fitness)
+        self._tell(number, fitness, pruned=result.status == "stopped")
 
-    def _tell(self, number: int, value: float | None) -> None:
+    def _tell(self, number: int, value: float | None, pruned: bool = False) -> None:
         if self.study.get_trials(deepcopy=False)[number].state != TrialState.RUNNING:
             return
         if value is not None and math.isfinite(value):
             self.study.tell(number, float(value))
         else:
-            self.study.tell(number, state=TrialState.FAIL)
+            # A candidate stopped early by successive halving is Optuna's pruned trial: TPE
+            # counts it among the worse configurations, as it would with its own pruner.
+            self.study.tell(number, state=TrialState.PRUNED if pruned else TrialState.FAIL)
 
     # Resume.
 

@@ -49,6 +49,13 @@ class SearchConfig(pydantic.BaseModel):
     constraints: list[str] = pydantic.Field(
         default_factory=list, description="bounds METRIC<=VALUE (>=, <, >, ==) every member must meet"
     )
+    early_stopping: bool = pydantic.Field(
+        False, description="successive halving over epochs: stop evaluations behind their rung"
+    )
+    early_stopping_grace: int = pydantic.Field(1, ge=1, description="first rung, in epochs")
+    early_stopping_eta: int = pydantic.Field(
+        3, ge=2, description="rungs at grace * eta**k epochs; the best 1/eta of each rung go on"
+    )
     gpus_per_trial: float = pydantic.Field(
         0.0, ge=0, le=64, description="GPUs per trial (fractions share a GPU)"
     )

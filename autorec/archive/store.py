@@ -38,6 +38,7 @@ _FINISHED_EVALUATION = {
     EvaluationStatus.DONE.value,
     EvaluationStatus.FAILED.value,
     EvaluationStatus.TIMEOUT.value,
+    EvaluationStatus.STOPPED.value,
 }
 
 
@@ -577,7 +578,7 @@ class Archive:
         ±inf; `seconds` defaults to the time since start_evaluation."""
         status = _status(EvaluationStatus, status)
         if status not in _FINISHED_EVALUATION:
-            raise ValueError(f"an evaluation finishes done, failed or timeout, not {status}")
+            raise ValueError(f"an evaluation finishes done, failed, timeout or stopped, not {status}")
         with self._write() as s:
             evaluation = self._get(s, Evaluation, evaluation_id, "evaluation")
             now = utcnow()
@@ -591,6 +592,26 @@ class Archive:
             if node is not None:
                 evaluation.node = node
         return evaluation
+
+    def promote(self, candidate_id: int) -> list[Evaluation]:
+        """A candidate stopped early that its rung now ranks among the best runs again: its
+        stopped evaluations go back to pending (attempt + 1) and it loses its stopped status,
+        in one transaction."""
+        with self._write() as s:
+            candidate = self._get(s, Candidate, candidate_id, "candidate")
+            stopped = s.exec(select(Evaluation).where(
+                Evaluation.candidate_id == candidate_id,
+                Evaluation.status == EvaluationStatus.STOPPED.value,
+            )).all()
+            for evaluation in stopped:
+                evaluation.status = EvaluationStatus.PENDING.value
+                evaluation.started_at = evaluation.finished_at = evaluation.trial_id = None
+                evaluation.error = None
+                evaluation.attempt += 1
+            if stopped:
+                candidate.status = CandidateStatus.RUNNING.value
+                candidate.error = candidate.fitness = candidate.finished_at = None
+            return list(stopped)
 
     def requeue_running(self, run_id: int, evaluation_ids: Iterable[int] | None = None) -> int:
         """On resume: evaluations left running by a dead driver go back to pending; return how

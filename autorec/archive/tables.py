@@ -42,6 +42,7 @@ class CandidateStatus(str, Enum):
     FAILED = "failed"  # a gate failed or an evaluation raised or timed out: never a parent
     INVALID = "invalid"  # the proposal did not validate against the space's Candidate schema
     DUPLICATE = "duplicate"  # same params as an earlier candidate of the run (see duplicate_of)
+    STOPPED = "stopped"  # stopped early by successive halving: partial metrics, no fitness
 
 
 class EvaluationStatus(str, Enum):
@@ -50,6 +51,7 @@ class EvaluationStatus(str, Enum):
     DONE = "done"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    STOPPED = "stopped"  # behind its rung: stopped early, may be promoted (run again) later
 
 
 def utcnow() -> datetime:

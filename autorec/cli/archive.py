@@ -91,11 +91,14 @@ def _list_candidates(archive, run, top: int, as_json: bool) -> None:
     console.print(f"run [bold]{escape(run.name)}[/] ({escape(run.space)}, {escape(run.proposer)}, "
                   f"{run.status}): {_counts(counts)}")
     names = sorted({k for c in ranked for k in (c.objectives or {})})
+    tests = sorted({k for c in ranked for k in (c.reported or {})})
     console.print(table(
-        f"top {len(ranked)} by fitness",
-        ["id", "fitness", "status", "operator", "gen", *names, "params"],
+        f"top {len(ranked)} by validation fitness (test figures only reported)",
+        ["id", "fitness", "status", "operator", "gen", *names, *[f"test {k}" for k in tests],
+         "params"],
         [[c.id, c.fitness, c.status, c.operator, c.generation,
-          *[(c.objectives or {}).get(k) for k in names], _params_line(c.params)] for c in ranked],
+          *[(c.objectives or {}).get(k) for k in names],
+          *[(c.reported or {}).get(k) for k in tests], _params_line(c.params)] for c in ranked],
     ))
     if failures:
         shown = sum(counts.get(s, 0) for s in FAILED)
@@ -122,7 +125,7 @@ def show(
     payload = {
         **_candidate_row(c), "run": run.name, "rationale": c.rationale,
         "duplicate_of": c.duplicate_of, "created_at": _iso(c.created_at), "finished_at": _iso(c.finished_at),
-        "reference": run.reference_candidate_id == c.id,
+        "reference": run.reference_candidate_id == c.id, "test_metrics": c.reported,
         "evaluations": [{
             "member": e.member, "model": e.model, "dataset": e.dataset, "task": e.task,
             "status": e.status, "metrics": e.metrics, "seconds": e.seconds, "node": e.node,
@@ -145,6 +148,7 @@ def show(
         ["status", c.status], ["fitness", c.fitness], ["operator", c.operator],
         ["parents", ", ".join(f"#{p}" for p in c.parent_ids) or "-"],
         ["generation", c.generation], *[[k, v] for k, v in (c.objectives or {}).items()],
+        *[[f"test {k} (reported only)", v] for k, v in (c.reported or {}).items()],
     ]
     if c.duplicate_of is not None:
         facts.append(["duplicate of", f"#{c.duplicate_of}"])
@@ -159,8 +163,11 @@ def show(
         console.print(table(
             "suite", ["member", "status", *keys, "seconds", "node", "error"],
             [[e.member, e.status, *[(e.metrics or {}).get(k) for k in keys], e.seconds, e.node,
-              _one_line(e.error)] for e in evaluations],
+              _one_line(_last_line(e.error))] for e in evaluations],
         ))
+        for e in evaluations:
+            if e.error and "\n" in e.error:  # a worker's traceback: shown whole
+                console.print(f"{e.member} {e.status}:\n{e.error}", highlight=False, markup=False)
     console.print(f"lineage: {_lineage_line(lineage)}", highlight=False, markup=False)
     for call in payload["llm_calls"]:
         console.print(table(
@@ -271,9 +278,12 @@ def run_or_latest(archive, run: str | None):
 
 
 def run_objectives(archive, run) -> list[Any]:
-    """The objectives of the run's space, as searched (some spaces pick them per task)."""
-    from autorec.space import load_space_class
+    """The objectives of the run's space, as searched: from the contract the run stored when it
+    started; for a run older than that, from its space."""
+    from autorec.space import contract_objectives, load_space_class
 
+    if run.space_contract:
+        return contract_objectives(run.space_contract)
     try:
         cls = load_space_class(run.space)
     except AutorecError as err:
@@ -282,11 +292,22 @@ def run_objectives(archive, run) -> list[Any]:
     stored = set()
     for c in archive.candidates(run.id, "done"):
         stored.update(c.objectives or {})
-    if not stored or {o.name for o in cls.objectives} <= stored:
-        return list(cls.objectives)
+    found = _stored_objectives(cls.objectives, stored)
+    if found is not None:
+        return found
     from autorec.export import rebuild_space  # the run searched other objectives: ask its space
 
-    return list(rebuild_space(run).objectives)
+    objectives = list(rebuild_space(run).objectives)
+    return _stored_objectives(objectives, stored) or objectives
+
+
+def _stored_objectives(objectives: list[Any], stored: set[str]) -> list[Any] | None:
+    """`objectives` if the run's candidates hold them, else their test-split names (archives
+    from before selection moved to the validation split stored those), else None."""
+    if not stored or {o.name for o in objectives} <= stored:
+        return list(objectives)
+    legacy = [o.model_copy(update={"name": o.name.removeprefix("valid_")}) for o in objectives]
+    return legacy if {o.name for o in legacy} <= stored else None
 
 
 # Formatting.
@@ -296,7 +317,7 @@ def _candidate_row(c) -> dict[str, Any]:
     return {
         "id": c.id, "fitness": c.fitness, "status": c.status, "operator": c.operator,
         "generation": c.generation, "parents": list(c.parent_ids), "objectives": c.objectives,
-        "params": c.params, "error": c.error,
+        "test_metrics": c.reported, "params": c.params, "error": c.error,
     }
 
 
@@ -325,6 +346,12 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return fmt(value)
+
+
+def _last_line(text: str | None) -> str:
+    """The summary line of a stored traceback (its last non-empty line)."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _one_line(text: str | None, limit: int = 160) -> str:

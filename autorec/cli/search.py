@@ -75,6 +75,10 @@ def search(
         None, "--ray-address", help="join an existing Ray cluster (default: a local Ray)"
     ),
     assignments: Optional[list[str]] = typer.Option(None, "--set", "-s", help="space setting key=value"),
+    early_stopping: Optional[bool] = typer.Option(
+        None, "--early-stopping/--no-early-stopping",
+        help="successive halving over epochs (rungs at 1, 3, 9 epochs; the best third go on) (default: off)",
+    ),
     objectives: Optional[list[str]] = typer.Option(
         None, "--objective", help="extra objective NAME:max|min[:WEIGHT], e.g. diversity.genre_coverage:max:0.2"
     ),
@@ -97,6 +101,7 @@ def search(
         "eval_time_limit": eval_time_limit, "max_tokens": max_tokens, "max_cost": max_cost,
         "seed": seed, "run_name": run_name, "ray_address": ray_address,
         "gpus_per_trial": gpus_per_trial, "objectives": objectives or None,
+        "early_stopping": early_stopping,
         "constraints": constraints or None,
     }
     given = {k: v for k, v in flags.items() if v is not None}

@@ -18,6 +18,7 @@ from autorec.errors import AutorecError
 from autorec.fitness import (
     candidate_fitness, mean_metrics, non_finite_objectives, raw_objectives, why_no_fitness,
 )
+from autorec.engine.fidelity import RUNG_PREFIX, SuccessiveHalving
 from autorec.search_config import SearchConfig
 from autorec.space import InvalidCandidate, SearchSpace, SuiteMember, space_file_source
 from autorec.engine.worker import ERROR, FINAL, NODE, SECONDS, TIMEOUT, WALL_SECONDS
@@ -68,6 +69,14 @@ class SearchDriver:
         # A space given as a file travels to the workers as its text: a worker on another node
         # of a cluster has no copy of the user's file.
         self._space_source = space_file_source(config.space)
+        # Multi-fidelity: successive halving over epochs on the first objective (fidelity.py).
+        self.halving = (
+            SuccessiveHalving(space.objectives[0], config.early_stopping_grace,
+                              config.early_stopping_eta)
+            if config.early_stopping else None
+        )
+        self._early_stops: dict[str, str] = {}  # trial id -> why the scheduler stopped it
+        self._stopped_at: dict[int, tuple[str, int, float, int]] = {}  # eval -> member, epoch, value, candidate
         self._load_state()
 
     # Progress facts for the CLI.
@@ -94,6 +103,8 @@ class SearchDriver:
                     self.queue.append(evaluation.id)
                 else:
                     self._finished += 1
+                if self.halving is not None and evaluation.metrics:
+                    self._restore_rungs(evaluation)
             if candidate.fitness is not None and candidate.id != self._reference_id:
                 self._note_fitness(candidate.fitness)
         if self._reference_id is None:
@@ -137,12 +148,39 @@ class SearchDriver:
             "gpus": self.config.gpus_per_trial,
         }
 
+    def on_epoch(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """An intermediate report of a running trial; True: stop it (successive halving)."""
+        evaluation_id = self.running.get(trial_id)
+        if self.halving is None or evaluation_id is None or result.get(FINAL) != 0:
+            return False
+        epoch, value = result.get("epoch"), result.get(self.halving.metric)
+        if epoch is None or value is None:
+            return False
+        evaluation = self.archive.get_evaluation(evaluation_id)
+        if evaluation.candidate_id == self._reference_id:
+            return False  # the yardstick of fitness always runs in full
+        decision = self.halving.report(evaluation.member, evaluation_id, int(epoch), float(value))
+        self._promote_behind(evaluation.member, int(epoch))
+        if decision.stop:
+            self._early_stops[trial_id] = decision.reason
+            self._stopped_at[evaluation_id] = (
+                evaluation.member, int(epoch), self.halving.best[evaluation_id],
+                evaluation.candidate_id,
+            )
+        return decision.stop
+
     def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         evaluation_id = self.running.pop(trial_id, None)
         if evaluation_id is None:
             return
         result = result or {}
         status, metrics, message = self._outcome(result, error)
+        if trial_id in self._early_stops:  # our scheduler stopped it: partial, not failed
+            status, message = "stopped", self._early_stops.pop(trial_id)
+            metrics = {k: v for k, v in result.items() if _is_metric(k)} or None
+        if self.halving is not None and status in ("done", "stopped"):
+            member = self.archive.get_evaluation(evaluation_id).member
+            metrics = {**(metrics or {}), **self.halving.rung_metrics(member, evaluation_id)}
         if status == "pending":  # stopped by the search's own time budget: not the candidate's fault
             self.archive.requeue_running(self.run_id, evaluation_ids=[evaluation_id])
             return
@@ -206,11 +244,24 @@ class SearchDriver:
                     self._finished += 1
             first = failed[0]
             if candidate_id == self._reference_id:
-                raise ReferenceFailed(
-                    f"the reference candidate failed on {first.member}: {first.error}"
+                raise ReferenceFailed(  # one line; `archive show` has the whole traceback
+                    f"the reference candidate failed on {first.member}: {_last_line(first.error)}"
                 )
             # The evaluation keeps the whole traceback; the candidate its summary line.
             self._record(candidate_id, "failed", None, {}, f"{first.member}: {_last_line(first.error)}")
+            return
+        stopped = [e for e in evaluations if e.status == "stopped"]
+        if stopped:
+            for e in evaluations:  # its other members would be wasted: they wait for promotion
+                if e.status == "pending" and e.id in self.queue:
+                    self.queue.remove(e.id)
+                    self.archive.finish_evaluation(
+                        e.id, "stopped", error=f"skipped: {stopped[0].member} was stopped early")
+                    self._finished += 1
+            if all(e.status in ("done", "stopped") for e in self.archive.evaluations_for(candidate_id)):
+                partial = {e.member: e.metrics or {} for e in evaluations if e.metrics}
+                self._record(candidate_id, "stopped", None, partial,
+                             f"{stopped[0].member}: {stopped[0].error}")
             return
         if any(e.status != "done" for e in evaluations):
             return
@@ -235,6 +286,31 @@ class SearchDriver:
             self._record(candidate_id, "failed", None, member_metrics, reason)
         else:
             self._record(candidate_id, "done", fitness, member_metrics, None)
+
+    def _promote_behind(self, member: str, epoch: int) -> None:
+        """Evaluations stopped at this rung that now rank among its best run again in full."""
+        waiting = {e: v for e, (m, ep, v, _) in self._stopped_at.items() if m == member and ep == epoch}
+        for evaluation_id in self.halving.promotable(member, epoch, waiting):
+            candidate_id = self._stopped_at[evaluation_id][3]
+            if self.archive.get_candidate(candidate_id).status != "stopped":
+                continue  # other members still running; looked at again at the next entry
+            for evaluation in self.archive.promote(candidate_id):
+                self._stopped_at.pop(evaluation.id, None)
+                self.halving.start(evaluation.id)
+                self.queue.appendleft(evaluation.id)
+                self._finished -= 1
+
+    def _restore_rungs(self, evaluation) -> None:
+        """A resumed search: a finished evaluation's rung values, and where it was stopped."""
+        self.halving.restore(evaluation.member, evaluation.id, evaluation.metrics)
+        if evaluation.status == "stopped":
+            rungs = self.halving.rung_metrics(evaluation.member, evaluation.id)
+            if rungs:
+                key = max(rungs, key=lambda k: int(k[len(RUNG_PREFIX):]))
+                self._stopped_at[evaluation.id] = (
+                    evaluation.member, int(key[len(RUNG_PREFIX):]), rungs[key],
+                    evaluation.candidate_id,
+                )
 
     def _record(self, candidate_id, status, fitness, member_metrics, error) -> None:
         objectives = raw_objectives(member_metrics, self.space.objectives) if member_metrics else {}

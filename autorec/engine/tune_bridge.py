@@ -15,6 +15,7 @@ import tempfile
 import time
 from typing import Any
 
+from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search import Searcher
 
 from autorec.engine.driver import FINISHED, SearchDriver
@@ -95,6 +96,34 @@ class AutorecSearcher(Searcher):
             self.driver.fatal = err
 
 
+class AutorecScheduler(FIFOScheduler):
+    """Tune runs trials first come, first served; the driver may stop one at a rung of
+    successive halving (engine/fidelity.py). Tune asks the scheduler before the searcher."""
+
+    def __init__(self, driver: SearchDriver):
+        super().__init__()
+        self.driver = driver
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled with Tune's state: see AutorecSearcher
+        state = self.__dict__.copy()
+        _DRIVERS[id(self.driver)] = state.pop("driver")
+        state["_driver_key"] = id(self.driver)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.driver = _DRIVERS.get(state.pop("_driver_key"))
+        self.__dict__.update(state)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        try:
+            stop = self.driver.on_epoch(trial.trial_id, result)
+        except Exception as err:  # noqa: BLE001 - kept and raised once Tune has stopped
+            self.driver.fatal = err
+            return self.STOP
+        return self.STOP if stop else self.CONTINUE
+
+
 def start_ray(address: str | None, cpus: int) -> None:
     import ray
 
@@ -165,7 +194,8 @@ def settle_finished(driver: SearchDriver) -> None:
     for status in ("running", "pending"):
         for candidate in driver.archive.candidates(driver.run_id, status=status):
             evaluations = driver.archive.evaluations_for(candidate.id)
-            if evaluations and all(e.status in ("done", "failed", "timeout") for e in evaluations):
+            if evaluations and all(e.status in ("done", "failed", "timeout", "stopped")
+                                   for e in evaluations):
                 driver._settle(candidate.id)  # noqa: SLF001 - the driver's own settling rule
 
 
@@ -189,6 +219,7 @@ def run_tune(driver: SearchDriver) -> None:
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
+            scheduler=AutorecScheduler(driver),
             num_samples=-1,
             max_concurrent_trials=config.workers,
             reuse_actors=True,

@@ -271,8 +271,10 @@ def test_counts_and_best_so_far(archive, run):
     counts = archive.counts(run.id)
     assert counts["candidates"] == {
         "pending": 0, "running": 0, "done": 3, "failed": 1, "invalid": 1, "duplicate": 1,
+        "stopped": 0,
     }
-    assert set(counts["evaluations"]) == {"pending", "running", "done", "failed", "timeout"}
+    assert set(counts["evaluations"]) == {"pending", "running", "done", "failed", "timeout",
+                                          "stopped"}
 
 
 def test_runs_by_name_and_clear_errors(archive):

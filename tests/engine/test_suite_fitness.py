@@ -72,9 +72,6 @@ def test_a_closed_gate_fails_the_candidate(ray_tmp, duo, tmp_path):
     assert "gate" in gated.error
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the worker stores the whole traceback as the error (issue 13) and the driver's "
-    "ReferenceFailed message repeats it, so `error:` spans the traceback's lines"))
 def test_a_failing_reference_stops_the_run_with_one_line(ray_tmp, duo):
     result = CliRunner().invoke(app, [
         "search", "--space", duo, "--proposer", "random", "--budget", "6",

@@ -1,0 +1,188 @@
+"""Multi-fidelity evaluation: successive halving stops evaluations behind their rung, keeps
+their partial metrics and reason, promotes one its rung ranks among the best again, and a
+resumed search rebuilds its rungs from the archive."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from autorec.agents.base import Proposal, Proposer
+from autorec.archive import Archive
+from autorec.cli import app
+from autorec.engine.driver import SearchDriver
+from autorec.engine.fidelity import SuccessiveHalving
+from autorec.engine.worker import FINAL
+from autorec.search_config import SearchConfig
+from autorec.space import Objective, load_space
+
+runner = CliRunner()
+
+LADDER = '''
+import time
+import pydantic
+from autorec.space import Objective, SearchSpace, SuiteMember
+
+
+class Rate(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    quality: float = pydantic.Field(0.5, ge=0, le=1)
+
+
+class Ladder(SearchSpace):
+    """Validation score quality * epoch / 9 after each of nine epochs: better candidates are
+    ahead at every epoch, as learning curves usually are."""
+
+    name = "ladder"
+    Candidate = Rate
+    objectives = [Objective(name="valid_score", direction="max")]
+    reported_metrics = ["score"]
+
+    def describe(self):
+        return "quality: how good the candidate is"
+
+    def reference(self):
+        return Rate()
+
+    def sample(self, trial):
+        return Rate(quality=trial.suggest_float("quality", 0, 1))
+
+    def suite(self):
+        return [SuiteMember("ladder", "toy", "toy")]
+
+    def evaluate(self, candidate, member, report):
+        epochs = 0
+        for epoch in range(1, 10):
+            time.sleep(0.05)
+            epochs = epoch
+            report({"epoch": epoch, "valid_score": candidate.quality * epoch / 9})
+        return {"valid_score": candidate.quality, "score": candidate.quality, "epochs_run": epochs}
+'''
+
+
+def objective():
+    return Objective(name="valid_auc", direction="max")
+
+
+def test_rungs_stop_the_behind_and_promote_them_when_the_rung_fills_with_worse():
+    halving = SuccessiveHalving(objective(), grace=1, eta=3, max_epoch=30)
+    assert halving.rung_epochs == [1, 3, 9, 27]
+    m = "fm/ml-100k/ctr"
+    assert not halving.report(m, 1, 1, 0.80).stop  # too few in the rung to judge
+    assert not halving.report(m, 2, 1, 0.75).stop
+    third = halving.report(m, 3, 1, 0.70)
+    assert third.stop and "epoch 1" in third.reason and "cutoff 0.8000" in third.reason
+    assert not halving.report(m, 1, 2, 0.81).stop  # not a rung epoch
+    # Six weaker evaluations arrive: 0.70 is now among the best third of nine.
+    assert halving.promotable(m, 1, {3: 0.70}) == []
+    for evaluation_id, value in ((4, 0.60), (5, 0.55), (6, 0.50), (8, 0.4), (9, 0.3), (10, 0.2)):
+        halving.report(m, evaluation_id, 1, value)
+    assert halving.promotable(m, 1, {3: 0.70}) == [3]
+    # The value entered at a rung is the best so far, not the last epoch's.
+    halving.report(m, 7, 1, 0.9)
+    halving.report(m, 7, 2, 0.1)
+    halving.report(m, 7, 3, 0.2)
+    assert halving.rung_metrics(m, 7) == {"asha.rung1": 0.9, "asha.rung3": 0.9}
+
+
+def test_minimising_objectives_keep_the_lowest():
+    halving = SuccessiveHalving(Objective(name="valid_logloss", direction="min"), eta=2)
+    m = "m"
+    assert not halving.report(m, 1, 1, 0.5).stop
+    assert halving.report(m, 2, 1, 0.6).stop
+    assert not halving.report(m, 3, 1, 0.4).stop
+
+
+class Fixed(Proposer):
+    name = "fixed"
+
+    def __init__(self, space, qualities):
+        super().__init__(space)
+        self.todo, self.seen = list(qualities), []
+
+    def propose(self, context, n):
+        out, self.todo = self.todo[:n], self.todo[n:]
+        return [Proposal({"quality": q}, "fixed") for q in out]
+
+    def observe(self, result):
+        self.seen.append(result)
+
+
+def ladder(tmp_path):
+    path = tmp_path / "ladder_space.py"
+    path.write_text(LADDER)
+    return f"{path}:Ladder"
+
+
+def drive(driver, steps):
+    """Start trials and feed them epochs as `steps` says: (trial, epochs to report or 'final')."""
+    trials = {}
+    for name, action in steps:
+        if name not in trials:
+            trials[name] = driver.next_trial(name)
+        trial = trials[name]
+        quality = trial["params"]["quality"]
+        if action == "final":
+            driver.complete(name, {"valid_score": quality, "score": quality, FINAL: 1}, False)
+            continue
+        for epoch in action:
+            stop = driver.on_epoch(name, {"epoch": epoch, "valid_score": quality * epoch / 9,
+                                          FINAL: 0})
+            if stop:
+                driver.complete(name, {"epoch": epoch, "valid_score": quality * epoch / 9}, False)
+                break
+    return trials
+
+
+def test_the_driver_stops_promotes_and_resumes_mid_rung(tmp_path):
+    spec = ladder(tmp_path)
+    space = load_space(spec)
+    config = SearchConfig(space=spec, budget=8, workers=4, early_stopping=True,
+                          early_stopping_eta=2, run_name="asha")
+    archive = Archive(tmp_path / "runs.db")
+    run = archive.create_run(spec, "fixed", name="asha", config=config.model_dump(mode="json"))
+    proposer = Fixed(space, [0.9, 0.4, 0.3, 0.2, 0.1])
+    driver = SearchDriver(config, archive, space, proposer, run.id)
+    # The reference (quality 0.5) runs in full; 0.9 and 0.4 reach rung 1 first.
+    drive(driver, [("ref", [1, 2, 3]), ("ref", "final"), ("a", [1]), ("b", [1]),
+                   ("a", [2, 3]), ("a", "final")])
+    rows = {c.params["quality"]: c for c in archive.candidates(run.id)}
+    stopped = rows[0.4]
+    assert stopped.status == "stopped" and stopped.fitness is None
+    assert "stopped early at epoch 1" in stopped.error
+    (evaluation,) = archive.evaluations_for(stopped.id)
+    assert evaluation.status == "stopped" and evaluation.metrics["valid_score"] == pytest.approx(0.4 / 9)
+    assert evaluation.metrics["asha.rung1"] == pytest.approx(0.4 / 9)
+    assert [r.status for r in proposer.seen if r.params == {"quality": 0.4}] == ["stopped"]
+    driver.interrupted()
+
+    # A new driver on the same archive (a resumed search) knows the rung and the stopped one.
+    proposer2 = Fixed(space, [0.3, 0.2])
+    resumed = SearchDriver(config, archive, space, proposer2, run.id)
+    assert resumed.halving.rungs["ladder/toy/toy"][1][evaluation.id] == pytest.approx(0.4 / 9)
+    # Two weaker candidates enter rung 1: 0.4 is now among its best half and is promoted.
+    drive(resumed, [("c", [1]), ("d", [1])])
+    again = archive.get_candidate(stopped.id)
+    assert again.status == "running" and again.error is None
+    assert archive.get_evaluation(evaluation.id).attempt == evaluation.attempt + 1
+    assert evaluation.id in resumed.queue
+
+
+def test_a_search_with_early_stopping_keeps_the_best_and_trains_less(ray_tmp, tmp_path):
+    spec = ladder(tmp_path)
+    result = runner.invoke(app, [
+        "search", "--space", spec, "--proposer", "random", "--budget", "10", "--seed", "2",
+        "--early-stopping", "--run-name", "halved", "--json"])
+    assert result.exit_code == 0, result.output
+    archive = Archive("runs.db", create=False)
+    rows = archive.candidates(archive.get_run("halved").id)
+    stopped = [c for c in rows if c.status == "stopped"]
+    done = [c for c in rows if c.status == "done"]
+    assert stopped and done
+    best_stopped = max(archive.evaluations_for(c.id)[0].metrics["valid_score"] for c in stopped)
+    best_done = max(c.objectives["valid_score"] for c in done)
+    assert best_done >= best_stopped  # nothing stopped was ever ahead at its rung
+    summary = json.loads(result.stdout)
+    assert summary["best"]["objectives"]["valid_score"] == best_done
