@@ -12,7 +12,7 @@ import dataclasses
 import math
 import random
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pydantic
@@ -20,7 +20,10 @@ import torch
 from torch import nn
 
 from autorec import kernels
-from autorec.data.features import CTRData, SequentialData, pad_left
+from autorec.beyond_accuracy import fairness_head, rerank
+from autorec.beyond_accuracy.evaluate import ctr_extras, sequential_extras
+from autorec.data.attributes import GROUP_ATTRIBUTES
+from autorec.data.features import CTRData, SequentialData, TensorSplit, pad_left
 from autorec.errors import ConfigError, TrainingError, describe_validation_error
 from autorec.metrics import auc, logloss, ranking_metrics, target_ranks
 from autorec.models import MODELS, CTRModel, SequentialModel, model_class
@@ -49,6 +52,45 @@ class TrainConfig(pydantic.BaseModel):
         description="op -> reference | triton | {knob: value} | variant id: which implementation "
         "of each kernel op the model runs (docs/kernels.md); unnamed ops run their reference",
     )
+
+    extra_metrics: list[Literal["diversity", "fairness", "cold_start"]] = pydantic.Field(
+        default_factory=list,
+        description="beyond-accuracy metric families computed on valid and test after training "
+        "(autorec.metrics_extra, docs/beyond_accuracy.md)",
+    )
+    rerank_mmr_weight: float = pydantic.Field(
+        0.0, ge=0, le=1, description="sequential: MMR re-ranking of the top-10 over item genres; "
+        "0 = the model's order, 1 = diversity only",
+    )
+    rerank_target_genres: int = pydantic.Field(
+        0, ge=0, le=1000, description="sequential: re-rank each top-10 list to cover this many "
+        "genres (DLCRec's control number); 0 = off",
+    )
+    fair_adversary_weight: float = pydantic.Field(
+        0.0, ge=0, le=100, description="ctr: adversarial attribute head on the user_id embedding"
+    )
+    fair_orthogonality_weight: float = pydantic.Field(
+        0.0, ge=0, le=100, description="ctr: penalise user embeddings along the attribute head's "
+        "directions (FairRec's orthogonality)",
+    )
+    fair_attribute: str = pydantic.Field(
+        "gender", description="the user attribute the fairness knobs act on (gender, age)"
+    )
+
+    @pydantic.field_validator("extra_metrics")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @pydantic.model_validator(mode="after")
+    def _one_reranker(self) -> "TrainConfig":
+        if self.rerank_mmr_weight and self.rerank_target_genres:
+            raise ValueError("rerank_mmr_weight and rerank_target_genres are alternatives; set one")
+        if self.fair_attribute not in GROUP_ATTRIBUTES:
+            raise ValueError(
+                f"fair_attribute '{self.fair_attribute}' is not one of {', '.join(GROUP_ATTRIBUTES)}"
+            )
+        return self
 
     @pydantic.field_validator("kernels")
     @classmethod
@@ -155,9 +197,20 @@ def train_model(
     model = build_model(name, data, model_config)
     if adapt_model is not None:
         adapt_model(model)
+    reranker = rerank.from_settings(task, data, train_config)
+    if task == "ctr":
+        fairness_head.attach(
+            model, data, train_config.fair_attribute,
+            train_config.fair_adversary_weight, train_config.fair_orthogonality_weight,
+        )  # fmt: skip
+    elif train_config.fair_adversary_weight or train_config.fair_orthogonality_weight:
+        raise ConfigError("fair_adversary_weight and fair_orthogonality_weight apply to ctr models")
     model.prepare(data)
     model.to(device)
-    loop = (_CTRLoop if task == "ctr" else _SequentialLoop)(model, data, device)
+    if task == "ctr":
+        loop = _CTRLoop(model, data, device)
+    else:
+        loop = _SequentialLoop(model, data, device, reranker)
 
     history: list[dict[str, float]] = []
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
@@ -189,11 +242,15 @@ def train_model(
                 break
         model.load_state_dict(best_state)
     train_seconds = time.perf_counter() - start
+    fairness_head.detach(model)  # a training-time regulariser: not part of the model
 
+    extras = train_config.extra_metrics
     valid_metrics = loop.evaluate("valid", train_config.eval_batch_size)
+    valid_metrics.update(loop.extra_metrics("valid", train_config.eval_batch_size, extras))
     t0 = time.perf_counter()
     test_metrics = loop.evaluate("test", train_config.eval_batch_size)
     latency = (time.perf_counter() - t0) / max(loop.rows("test"), 1) * 1000 * 1000
+    test_metrics.update(loop.extra_metrics("test", train_config.eval_batch_size, extras))
     return TrainResult(
         model=name,
         task=task,
@@ -295,22 +352,39 @@ class _CTRLoop:
         return _run_epoch(len(split), batch_loss, optimiser, batch_size, generator)
 
     @torch.no_grad()
-    def evaluate(self, split_name: str, batch_size: int) -> dict[str, float]:
+    def _logits(self, split: TensorSplit, batch_size: int) -> torch.Tensor:
         self.model.eval()
-        split = getattr(self.data, split_name)
-        logits = torch.cat(
+        return torch.cat(
             [
                 self.model(_to(split.batch(slice(b, b + batch_size)), self.device)).cpu()
                 for b in range(0, len(split), batch_size)
             ]
         ) if len(split) else torch.empty(0)
+
+    def evaluate(self, split_name: str, batch_size: int) -> dict[str, float]:
+        split = getattr(self.data, split_name)
+        logits = self._logits(split, batch_size)
         probabilities = torch.sigmoid(logits.double())
         return {"auc": auc(logits, split.label), "logloss": logloss(probabilities, split.label)}
 
+    def extra_metrics(self, split_name: str, batch_size: int, families: list[str]) -> dict:
+        """The beyond-accuracy metrics of `families` on one split (autorec.metrics_extra)."""
+        if not families:
+            return {}
+        logits = self._logits(getattr(self.data, split_name), batch_size)
+        return ctr_extras(self.data, split_name, logits, self.model, families)
+
 
 class _SequentialLoop:
-    def __init__(self, model: SequentialModel, data: SequentialData, device: torch.device):
+    def __init__(
+        self,
+        model: SequentialModel,
+        data: SequentialData,
+        device: torch.device,
+        reranker: rerank.Reranker | None = None,
+    ):
         self.model, self.data, self.device = model, data, device
+        self.reranker = reranker
         windows = [w for seq in data.train for w in training_windows(seq.tolist(), data.max_len)]
         if not windows:
             raise TrainingError(f"{data.dataset}: no training sequence has two items")
@@ -330,18 +404,47 @@ class _SequentialLoop:
         return _run_epoch(len(self.inputs), batch_loss, optimiser, batch_size, generator)
 
     @torch.no_grad()
-    def evaluate(self, split: str, batch_size: int) -> dict[str, float]:
+    def _rank(self, split: str, batch_size: int, keep_lists: bool, keep_scores: bool = False):
+        """Filtered and unfiltered target ranks; with keep_lists the top-10 lists (re-ranked
+        when a re-ranker is on, which then also sets the filtered ranks), with keep_scores each
+        user's log-softmax scores (the representation the leakage probe reads)."""
         self.model.eval()
         history = getattr(self.data, f"{split}_history")
         targets = getattr(self.data, f"{split}_target")
         seen = getattr(self.data, f"{split}_seen")
-        filtered, unfiltered = [], []
+        filtered, unfiltered, top, scores = [], [], [], []
+        keep_lists = keep_lists or self.reranker is not None
         for b in range(0, len(targets), batch_size):
             logits = self.model.score(history[b : b + batch_size].to(self.device)).cpu()
-            filtered.append(target_ranks(logits, targets[b : b + batch_size], seen[b : b + batch_size]))
-            unfiltered.append(target_ranks(logits, targets[b : b + batch_size]))
-        metrics = ranking_metrics(torch.cat(filtered), k=10)
-        metrics.update(
-            {f"{k}_unfiltered": v for k, v in ranking_metrics(torch.cat(unfiltered), k=10).items()}
+            batch_targets, batch_seen = targets[b : b + batch_size], seen[b : b + batch_size]
+            ranks = target_ranks(logits, batch_targets, batch_seen)
+            if keep_lists:
+                masked = rerank.masked_scores(logits, batch_targets, batch_seen)
+                if self.reranker is None:
+                    top.append(rerank.lists.top_k(masked, rerank.K))
+                else:
+                    top.append(self.reranker(masked))
+                    ranks = rerank.lists.list_ranks(top[-1], batch_targets, ranks)
+            if keep_scores:
+                scores.append(torch.log_softmax(logits[:, 1:].float(), dim=1))
+            filtered.append(ranks)
+            unfiltered.append(target_ranks(logits, batch_targets))
+        lists = torch.cat(top) if top else None
+        return torch.cat(filtered), torch.cat(unfiltered), lists, (
+            torch.cat(scores) if scores else None
         )
+
+    def evaluate(self, split: str, batch_size: int) -> dict[str, float]:
+        filtered, unfiltered, _, _ = self._rank(split, batch_size, keep_lists=False)
+        metrics = ranking_metrics(filtered, k=10)
+        metrics.update({f"{k}_unfiltered": v for k, v in ranking_metrics(unfiltered, k=10).items()})
         return metrics
+
+    def extra_metrics(self, split: str, batch_size: int, families: list[str]) -> dict:
+        """The beyond-accuracy metrics of `families` on one split (autorec.metrics_extra)."""
+        if not families:
+            return {}
+        ranks, _, lists, scores = self._rank(
+            split, batch_size, keep_lists=True, keep_scores="fairness" in families
+        )
+        return sequential_extras(self.data, split, lists, ranks, scores, families)

@@ -73,6 +73,9 @@ class CTRData:
     test: TensorSplit
     protocol: dict[str, Any]  # how the split was made: name, fractions, ordering, seed
     split_hash: str
+    # Sensitive attributes known for evaluation but not given to the model: attribute -> group
+    # id per user id (0 unknown). A categorical feature of the same name is used otherwise.
+    user_groups: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:
@@ -104,6 +107,11 @@ class SequentialData:
     test_seen: list[torch.Tensor]
     protocol: dict[str, Any]
     split_hash: str
+    # Side information for beyond-accuracy metrics and re-ranking (autorec.data.attributes):
+    # attribute -> group id of each sequence's user (0 unknown), and item genres as a bool
+    # matrix [num_items + 1, G] (row 0, padding, all False). Empty/None where the data has none.
+    user_groups: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    item_genres: torch.Tensor | None = None
 
 
 def pad_left(sequences: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from autorec.data.attributes import sequential_side_info
 from autorec.data.base import CTR_SPLITS, Dataset
 from autorec.data.features import (
     CTRData,
@@ -426,7 +427,7 @@ def build_sequential(data: Interactions, max_len: int = 50) -> SequentialData:
     if max_len < 1:
         raise ConfigError(f"sequential max_len must be at least 1, got {max_len}")
     events = data.events
-    user_codes, _ = encode_ids(events["user_id"])
+    user_codes, user_vocabulary = encode_ids(events["user_id"])
     item_ids, item_vocabulary = encode_ids(events["item_id"])
     order = chronological_order(user_codes, events["timestamp"].to_numpy())
     users, items = user_codes[order], item_ids[order]
@@ -471,6 +472,8 @@ def build_sequential(data: Interactions, max_len: int = 50) -> SequentialData:
         test_seen=seen(test_prefix),
         protocol=protocol,
         split_hash=digest,
+        # Groups of each row's user and item genres, for the beyond-accuracy metrics.
+        **sequential_side_info(data, user_vocabulary[users[starts[kept]] - 1], item_vocabulary),
     )
 
 
