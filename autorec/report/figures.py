@@ -5,8 +5,8 @@ show for that figure (the report says so in words instead). Every text that came
 a model (run names, operators, error lines) passes `label`: matplotlib would otherwise read a
 pair of `$` as mathematics and fail on text it cannot parse.
 
-Sized for 100,000 candidates: points are drawn as one scatter and edges as one LineCollection,
-both rasterised.
+Sized for 100,000 candidates: points are drawn as one scatter per operator and edges as one
+NaN-separated line per operator, both rasterised.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import io
 import math
 from collections.abc import Sequence
 
-from matplotlib.collections import LineCollection
+import numpy as np
 from matplotlib.figure import Figure
 
 from autorec.report.data import DONE, RunData
@@ -24,6 +24,7 @@ KINDS = ("progress", "pareto", "lineage", "operators", "llm", "failures")
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 CHOSEN = "#d62728"
+MAX_EDGES = 20_000
 DPI = 100
 
 
@@ -115,26 +116,28 @@ def pareto(d: RunData) -> Figure | None:
     first = objectives[0]
     others = objectives[1:3] or [None]
     fig, axes = _figure(width=5.5 * len(others), height=4.0, cols=len(others), left=0.9)
+    front_nodes = [n for n in done if n.id in front]
+    chosen_nodes = [n for n in done if n.id == chosen]
     for ax, other in zip(axes, others):
         def coords(nodes, other=other):
-            pts = []
-            for n in nodes:
-                x = n.objectives.get(first.name)
-                y = n.objectives.get(other.name) if other is not None else n.fitness
-                if _finite(x) and _finite(y):
-                    pts.append((x, y))
-            return pts
+            xs = np.array([n.objectives.get(first.name, np.nan) for n in nodes], dtype=float)
+            ys = np.array([n.objectives.get(other.name, np.nan) if other is not None
+                           else n.fitness for n in nodes], dtype=float)
+            ok = np.isfinite(xs) & np.isfinite(ys)
+            return xs[ok], ys[ok]
 
-        everyone = coords(done)
-        if everyone:
-            ax.scatter(*zip(*everyone), s=6, color="#9e9e9e", alpha=0.5, label="done",
-                       rasterized=True)
-        on_front = sorted(coords([n for n in done if n.id in front]))
-        if on_front:
-            ax.plot(*zip(*on_front), "-o", color="#1f77b4", ms=4, lw=1, label="Pareto front")
-        star = coords([n for n in done if n.id == chosen])
-        if star:
-            ax.plot(*zip(*star), "*", color=CHOSEN, ms=16, label=f"chosen #{chosen}")
+        xs, ys = coords(done)
+        if len(xs):
+            ax.scatter(xs, ys, s=6 if len(xs) < 5000 else 1, color="#9e9e9e", alpha=0.5,
+                       label="done", rasterized=True)
+        xs, ys = coords(front_nodes)
+        if len(xs):
+            order = np.argsort(xs)
+            ax.plot(xs[order], ys[order], "-o", color="#1f77b4", ms=4, lw=1,
+                    label="Pareto front")
+        xs, ys = coords(chosen_nodes)
+        if len(xs):
+            ax.plot(xs, ys, "*", color=CHOSEN, ms=16, label=f"chosen #{chosen}")
         ax.set(xlabel=f"{label(first.name)} ({first.direction})",
                ylabel=(f"{label(other.name)} ({other.direction})" if other is not None
                        else "validation fitness"))
@@ -151,31 +154,38 @@ def lineage(d: RunData, colours: dict[str, str]) -> Figure | None:
     scores = [n.fitness for n in d.nodes if n.fitness is not None]
     low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
     floor = low - 0.15 * ((high - low) or 1.0)
-    where = {n.id: (k, n.fitness if n.fitness is not None else floor)
-             for k, n in enumerate(d.nodes)}
+    ys = np.array([n.fitness if n.fitness is not None else floor for n in d.nodes])
+    index = {n.id: k for k, n in enumerate(d.nodes)}
+    ops = np.array([n.operator for n in d.nodes], dtype=object)
     fig, (ax,) = _figure(height=4.2)
-    segments, segment_colours = [], []
-    for n in d.nodes:
-        for p in n.parents:
-            if p in where:
-                segments.append((where[p], where[n.id]))
-                segment_colours.append(colours.get(n.operator, "#7f7f7f"))
-    if segments:
-        ax.add_collection(LineCollection(segments, colors=segment_colours, linewidths=0.6,
-                                         alpha=0.6, rasterized=True))
+    edges = [(index[p], k, n.operator) for k, n in enumerate(d.nodes)
+             for p in n.parents if p in index]
+    title = "lineage: parent -> child edges coloured by the child's operator"
+    if len(edges) > MAX_EDGES:  # drawing every edge of a huge run is seconds of ink on ink
+        title += f" ({MAX_EDGES:,} of {len(edges):,} edges, drawn at random)"
+        keep = np.random.default_rng(0).choice(len(edges), MAX_EDGES, replace=False)
+        edges = [edges[i] for i in np.sort(keep)]
     for op, colour in colours.items():
-        pts = [where[n.id] for n in d.nodes if n.operator == op]
-        if pts:
-            ax.scatter(*zip(*pts), s=10, color=colour, label=label(op), rasterized=True,
-                       zorder=3)
+        # One polyline per operator, edges separated by NaN: one path to draw, not one per edge.
+        mine = [(p, c) for p, c, o in edges if o == op]
+        if mine:
+            pc = np.array(mine)
+            x = np.column_stack([pc[:, 0], pc[:, 1], np.full(len(pc), np.nan)]).ravel()
+            y = np.column_stack([ys[pc[:, 0]], ys[pc[:, 1]], np.full(len(pc), np.nan)]).ravel()
+            ax.plot(x, y, color=colour, lw=0.6, alpha=0.6, rasterized=True)
+    xs = np.arange(len(d.nodes))
+    for op, colour in colours.items():
+        mine = ops == op
+        if mine.any():
+            ax.scatter(xs[mine], ys[mine], s=10 if len(xs) < 5000 else 2, color=colour,
+                       label=label(op), rasterized=True, zorder=3)
     if scores:
         ax.axhline(floor, color="#bbbbbb", lw=0.5)
         ax.annotate("no fitness (failed, invalid, duplicate, pending)", (0, floor),
                     xytext=(4, 4), textcoords="offset points", fontsize=7, color="#666666")
     ax.autoscale_view()
-    ax.set(xlabel="candidate, in creation order", ylabel="validation fitness",
-           title="lineage: parent -> child edges coloured by the child's operator")
-    ax.legend(loc="upper left", fontsize=8, ncols=min(4, len(colours)))
+    ax.set(xlabel="candidate, in creation order", ylabel="validation fitness", title=title)
+    ax.legend(loc="upper left", fontsize=8, ncols=min(4, len(colours)), markerscale=2)
     return fig
 
 
@@ -258,7 +268,3 @@ def draw(kind: str, datas: Sequence[RunData]) -> Figure | None:
     if kind == "failures":
         return failures(d)
     raise ValueError(f"unknown figure {kind!r}; one of {', '.join(KINDS)}")
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

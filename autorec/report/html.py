@@ -158,7 +158,8 @@ def _run_section(d: RunData, index: int, colours: dict[str, str], compare: bool)
         f"{esc(_when(run.finished_at))} · candidates: {esc(counts or 'none')}</p>",
     ]
     if run.space_contract and run.space_contract.get("description"):
-        out.append(f'<p class="note">{esc(run.space_contract["description"])}</p>')
+        out.append('<details><summary class="note">what the space searches</summary>'
+                   f'<p class="note">{esc(run.space_contract["description"])}</p></details>')
     out += [f'<p class="empty">{esc(note)}</p>' for note in d.notes]
     if d.chosen is None:
         out.append(f'<p class="empty">run {esc(run.name)} has no finished candidates yet: '

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from autorec.archive import Archive
 from autorec.cli import app
-from conftest import fill
+from report_archives import fill
 
 runner = CliRunner()
 FIGURES = ["progress", "pareto", "lineage", "operators", "llm", "failures"]

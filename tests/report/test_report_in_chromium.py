@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from autorec.archive import Archive
 from autorec.cli import app
 from autorec.report.figures import PALETTE
-from conftest import fill
+from report_archives import fill
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 INJECTED = '<script>console.error("injected script ran")</script>'
