@@ -24,7 +24,10 @@ from typing import Any, ClassVar, Literal
 import optuna
 import pydantic
 
+from autorec.beyond_accuracy import knobs as beyond_knobs
 from autorec.errors import ConfigError
+from autorec.metrics_extra import FAMILIES as EXTRA_FAMILIES
+from autorec.metrics_extra import families_of
 from autorec.search_spaces.trained import (
     REPORTED_METRICS, TrainedModelSpace, objectives_line, training_metrics,
 )
@@ -77,6 +80,10 @@ SETTINGS_KEYS = {
     "patience": "early-stopping patience in epochs (default: the trainer's per task)",
     "max_seconds": "stop each training after this many seconds, keeping its best epoch",
     "split": "CTR split of the dataset, e.g. user_time or global_time (default: the dataset's)",
+    "extra_metrics": "beyond-accuracy families to report (diversity, fairness, cold_start); an "
+    "objective or constraint on one adds its family",
+    "knobs": "beyond-accuracy knob families to search (diversity: re-rankers, sequential; "
+    "fairness: attribute head, ctr); an objective or constraint on one adds its family",
 }
 
 
@@ -123,6 +130,11 @@ class ArchitectureCandidate(pydantic.BaseModel):
             raise ValueError(str(err)) from None
         return self
 
+    @pydantic.model_serializer(mode="wrap")
+    def _without_off_knobs(self, handler: Any) -> Any:
+        # Knobs at their off value are left out, so older candidates keep their hash.
+        return beyond_knobs.drop_off(handler(self))
+
     def hidden_units(self) -> list[int]:
         """The MLP tower: `mlp_depth` layers halving from `mlp_width` (at least 8 wide)."""
         return [max(8, self.mlp_width >> i) for i in range(self.mlp_depth)]
@@ -147,6 +159,8 @@ class ArchitectureCandidate(pydantic.BaseModel):
             settings["attention_units"] = [2 * self.attention_dim, self.attention_dim]
         elif model == "dare":
             settings["attention_dim"] = self.attention_dim
+        knobs = beyond_knobs.knob_fields(TASK_OF[model])
+        settings.update(beyond_knobs.drop_off({k: getattr(self, k) for k in knobs}))
         return settings
 
     def __reduce__(self):
@@ -208,6 +222,7 @@ def candidate_class(
         "weight_decay": (float, F(defaults["weight_decay"], ge=0.0, le=0.01,
             description="Adam L2 penalty")),
     })  # fmt: skip
+    fields.update(beyond_knobs.knob_fields(task))  # off by default (autorec.beyond_accuracy)
     name = f"{task.capitalize()}ArchitectureCandidate"
     cls = pydantic.create_model(name, __base__=ArchitectureCandidate, **fields)
     cls.build_key = (task, families, max_epochs)
@@ -274,7 +289,37 @@ class ArchitectureSpace(TrainedModelSpace):
                 raise ConfigError("architecture space: max_seconds must be a positive number")
         if "split" in settings and self.task != "ctr":
             raise ConfigError("architecture space: split applies to the ctr task only")
+        for key, allowed in (("extra_metrics", EXTRA_FAMILIES), ("knobs", tuple(beyond_knobs.KNOBS))):
+            if key in settings:
+                value = settings[key]
+                value = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+                if not isinstance(value, list) or set(value) - set(allowed):
+                    raise ConfigError(
+                        f"architecture space: {key} must list among {', '.join(allowed)}"
+                    )
+                settings[key] = value
         return settings
+
+    @property
+    def features(self) -> Any:
+        """The task data this space trains on (cached per process, never stored on the space,
+        which travels to workers): `autorec.metrics_extra.metric_names` reads its attributes."""
+        from autorec.data import load_dataset
+
+        options = {"split": self.settings["split"]} if "split" in self.settings else {}
+        return load_dataset(self.options.dataset).task(self.task, **options)
+
+    def extra_families(self) -> list[str]:
+        """Beyond-accuracy families to compute: the space setting's plus any a search's
+        objective, constraint or reported metric needs."""
+        wanted = families_of([*self.selection_metrics(), *self.reported_metrics])
+        asked = self.settings.get("extra_metrics", [])
+        return [f for f in EXTRA_FAMILIES if f in wanted or f in asked]
+
+    def knob_families(self) -> list[str]:
+        wanted = families_of(self.selection_metrics())
+        asked = self.settings.get("knobs", [])
+        return [f for f in beyond_knobs.KNOBS if f in wanted or f in asked]
 
     # The six methods of the interface.
 
@@ -365,6 +410,7 @@ class ArchitectureSpace(TrainedModelSpace):
         values["batch_size"] = trial.suggest_categorical("batch_size", batch_sizes)
         values["epochs"] = trial.suggest_int("epochs", 1, self.max_epochs)
         values["weight_decay"] = trial.suggest_float("weight_decay", 1e-8, 1e-3, log=True)
+        values.update(beyond_knobs.sample(trial, self.task, self.knob_families()))
         return self.Candidate.model_validate(values)
 
     def suite(self) -> list[SuiteMember]:
@@ -391,7 +437,10 @@ class ArchitectureSpace(TrainedModelSpace):
 
     def trainer_settings(self, candidate: pydantic.BaseModel, member: SuiteMember) -> dict[str, Any]:
         """The flat `train_model` settings `evaluate` uses (and `autorec export` writes)."""
-        return {**candidate.trainer_settings(), **self.run_settings()}
+        settings = {**candidate.trainer_settings(), **self.run_settings()}
+        if self.extra_families():
+            settings["extra_metrics"] = self.extra_families()
+        return settings
 
     def candidate_class(self) -> type[pydantic.BaseModel]:
         return candidate_class(self.task, self.families, self.max_epochs)
