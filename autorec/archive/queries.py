@@ -6,20 +6,24 @@ them as methods.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from autorec.archive.errors import NotFoundError
 from autorec.archive.pareto import non_dominated
 from autorec.archive.tables import (
+    NONFINITE_TAG,
     Candidate,
     CandidateStatus,
     Evaluation,
     EvaluationStatus,
     LLMCall,
+    from_json,
 )
 
 DONE = CandidateStatus.DONE.value
@@ -155,20 +159,39 @@ def pareto_front(
     # Ids and objectives only: full rows (params, rationale, test figures) are read for the
     # front alone, which keeps a run of 100,000 candidates a column scan.
     done = s.exec(
-        select(Candidate.id, Candidate.objectives)
+        select(Candidate.id, sa.type_coerce(Candidate.objectives, sa.Text))
         .where(Candidate.run_id == run_id, Candidate.status == DONE)
         .order_by(col(Candidate.id))
     ).all()
+    front = front_ids(zip([r[0] for r in done], json_column([r[1] for r in done])), objectives)
+    rows = {c.id: c for c in s.exec(select(Candidate).where(col(Candidate.id).in_(front))).all()}
+    return [rows[i] for i in front]
+
+
+def front_ids(
+    rows: Iterable[tuple[int, dict[str, Any] | None]], objectives: Sequence[tuple[str, str]]
+) -> list[int]:
+    """The ids of the non-dominated (id, objectives) rows; a row missing an objective, or with
+    a non-finite value, is left out. Best first on the first objective."""
     names = [name for name, _ in objectives]
     scored, points = [], []
-    for candidate_id, stored in done:
+    for candidate_id, stored in rows:
         values = [(stored or {}).get(name) for name in names]
         if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             scored.append(candidate_id)
             points.append(values)
-    front = [scored[i] for i in non_dominated(points, [d for _, d in objectives])]
-    rows = {c.id: c for c in s.exec(select(Candidate).where(col(Candidate.id).in_(front))).all()}
-    return [rows[i] for i in front]
+    return [scored[i] for i in non_dominated(points, [d for _, d in objectives])]
+
+
+def json_column(values: list[Any]) -> list[Any]:
+    """A JSON column's values selected raw (``sa.type_coerce(column, sa.Text)``): SQLite gives
+    text, parsed here in one json.loads call instead of one per row; PostgreSQL's driver gives
+    them parsed. Tagged non-finite floats are decoded either way."""
+    if not all(v is None or isinstance(v, str) for v in values):
+        return [None if v is None else from_json(v) for v in values]
+    parsed = json.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    return [from_json(p) if v is not None and NONFINITE_TAG in v else p
+            for v, p in zip(values, parsed)]
 
 
 def counts(s: Session, run_id: int) -> dict[str, dict[str, int]]:

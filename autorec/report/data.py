@@ -9,18 +9,17 @@ to be printed beside the candidates validation chose.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from autorec.archive.tables import NONFINITE_TAG, Candidate, CandidateStatus, LLMCall, Run, from_json
+from autorec.archive.queries import front_ids, json_column
+from autorec.archive.tables import Candidate, CandidateStatus, LLMCall, Run
 from autorec.errors import AutorecError
 
 # Proposals that cost no evaluation: left out of the evaluation axis (as Archive.best_so_far).
@@ -125,7 +124,7 @@ def load_run(archive, run: Run, top: int = 10, failures: int = 20) -> RunData:
     best = archive.top(run.id, top)
     incumbents = _incumbents(archive, nodes)
     pairs = [(o.name, getattr(o.direction, "value", o.direction)) for o in objectives]
-    front = _front(nodes, pairs) if pairs else []
+    front = front_ids(((n.id, n.objectives) for n in nodes if n.status == DONE), pairs)
     return RunData(
         run=run, objectives=objectives, reported_metrics=list(contract.get("reported_metrics", [])),
         nodes=nodes, top=best, incumbents=incumbents, failures=list(failed),
@@ -143,24 +142,14 @@ def _nodes(s, run: Run) -> list[Node]:
         .where(Candidate.run_id == run.id)
         .order_by(col(Candidate.id))
     ).all()
-    parents = _json_column([r[4] for r in rows])
-    objectives = _json_column([r[5] for r in rows])
+    parents = json_column([r[4] for r in rows])
+    objectives = json_column([r[5] for r in rows])
     start = run.started_at
     return [
         Node(id=r[0], parents=list(p or []), operator=r[1] or "-", status=r[2], fitness=r[3],
              objectives=dict(o or {}), seconds=_since(start, r[6]))
         for r, p, o in zip(rows, parents, objectives)
     ]
-
-
-def _json_column(values: list[Any]) -> list[Any]:
-    """A JSON column's values read raw: SQLite gives text, parsed here in one json.loads call;
-    PostgreSQL's driver gives them parsed. Tagged non-finite floats are decoded either way."""
-    if not all(v is None or isinstance(v, str) for v in values):
-        return [None if v is None else from_json(v) for v in values]
-    parsed = json.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
-    return [from_json(p) if v is not None and NONFINITE_TAG in v else p
-            for v, p in zip(values, parsed)]
 
 
 def _since(start: datetime | None, when: datetime | str | None) -> float | None:
@@ -184,37 +173,6 @@ def _incumbents(archive, nodes: list[Node]) -> list[Incumbent]:
             best = node.fitness
             found.append((k, node))
     return [Incumbent(k, n.seconds, archive.get_candidate(n.id)) for k, n in found]
-
-
-def _front(nodes: list[Node], pairs: list[tuple[str, str]]) -> list[int]:
-    """The Pareto front's ids, as Archive.pareto_front finds them (the same non_dominated),
-    after a vectorised pass drops points that a few strong points already dominate: removing
-    only dominated points leaves the front as it was, and 100,000 points shrink to hundreds."""
-    from autorec.archive.pareto import non_dominated
-
-    scored, points = [], []
-    for n in nodes:
-        if n.status != DONE:
-            continue
-        values = [n.objectives.get(name) for name, _ in pairs]
-        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            scored.append(n.id)
-            points.append(values)
-    if not points:
-        return []
-    signs = np.array([1.0 if d == "max" else -1.0 for _, d in pairs])
-    gains = np.asarray(points, dtype=float) * signs  # every objective as "higher is better"
-    anchors = np.unique(np.concatenate(
-        [np.argsort(-gains[:, j])[:32] for j in range(gains.shape[1])]
-        + [np.argsort(-(gains.argsort(0).argsort(0).sum(1)))[:32]]))
-    dominated = np.zeros(len(points), dtype=bool)
-    for a in anchors:
-        ge = (gains[a] >= gains).all(1)
-        gt = (gains[a] > gains).any(1)
-        dominated |= ge & gt
-    keep = np.flatnonzero(~dominated)
-    front = non_dominated([points[i] for i in keep], [d for _, d in pairs])
-    return [scored[keep[i]] for i in front]
 
 
 def _llm(s, run_id: int) -> LLMUsage:

@@ -152,3 +152,23 @@ def test_an_archive_from_a_newer_autorec_is_refused_untouched(pg, pg_url):
     with psycopg.connect(pg_url) as con:
         assert con.execute("select version from schema_version").fetchone() == (
             latest_version() + 1,)
+
+
+def test_report_and_pareto_read_a_postgres_archive(pg_url, tmp_path):
+    with Archive(pg_url) as a:
+        run = a.create_run("toy", "tpe", name="pg", space_contract={
+            "objectives": [{"name": "valid_auc", "direction": "max"},
+                           {"name": "params", "direction": "min"}]})
+        for i, (auc, size) in enumerate([(0.70, 100.0), (0.75, 300.0), (0.72, 400.0),
+                                         (math.nan, 50.0)]):
+            c = a.add_candidate(run.id, {"i": i}, parents=[1] if i else [], operator="tpe")
+            a.set_candidate_result(c.id, "done", fitness=i / 10,
+                                   objectives={"valid_auc": auc, "params": size})
+    result = runner.invoke(app, ["archive", "pareto", "--json", "--db", pg_url])
+    assert result.exit_code == 0, result.output
+    assert [c["id"] for c in json.loads(result.stdout)["front"]] == [2, 1]  # NaN left out
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "--db", pg_url, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "validation chose <b>#4</b>" in page and 'data-figure="lineage"' in page
