@@ -79,14 +79,20 @@ def zip_prefix(codes: pd.Series) -> pd.Series:
     return first.where(first != "").astype(object)
 
 
+def strip_year(titles: pd.Series) -> pd.Series:
+    """'Toy Story (1995)' -> 'Toy Story': the year is a field of its own."""
+    return titles.str.replace(r"\s*\(\d{4}\)\s*$", "", regex=True).str.strip()
+
+
 def movielens_interactions(
     name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame
 ) -> Interactions:
     """The shared shape of both MovieLens versions.
 
     ratings: user_id, item_id, rating, timestamp (file order); users: indexed by user_id with
-    age (bucket), gender, occupation, zip; items: indexed by item_id with genres ('|'-joined)
-    and year (nullable integer).
+    age (bucket), gender, occupation, zip; items: indexed by item_id with title (without the
+    year), genres ('|'-joined) and year (nullable integer). The title is item text for the
+    catalog (autorec.data.catalog), not a model feature.
     """
     events = ratings[["user_id", "item_id", "timestamp"]].copy()
     events["label"] = (ratings["rating"] >= 4).astype(np.float32)
@@ -94,7 +100,7 @@ def movielens_interactions(
         dataset=name,
         events=events,
         users=users[["age", "gender", "occupation", "zip"]],
-        items=items[["genres", "year"]],
+        items=items[["title", "genres", "year"]],
         columns=COLUMNS,
         label_rule=LABEL_RULE,
         history=20,
@@ -143,6 +149,7 @@ def read_recbole_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     raw_items = _read_atomic(folder / "ml-100k.item")
     items = pd.DataFrame(
         {
+            "title": raw_items["movie_title"].str.strip(),
             "genres": raw_items["class"].str.split().str.join("|"),
             "year": pd.to_numeric(raw_items["release_year"], errors="coerce").astype("Int64"),
         }
@@ -176,7 +183,8 @@ def read_grouplens_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     genre_names = np.array(ML100K_GENRES, dtype=object)
     genres = ["|".join(genre_names[row]) for row in flags]
     year = pd.to_numeric(raw_items["release"].str[-4:], errors="coerce").astype("Int64")
-    items = pd.DataFrame({"genres": genres, "year": year.to_numpy()}).set_index(
+    title = strip_year(raw_items["title"]).to_numpy()
+    items = pd.DataFrame({"title": title, "genres": genres, "year": year.to_numpy()}).set_index(
         raw_items["item_id"].astype(np.int64).rename("item_id")
     )
     return ratings, users, items
@@ -254,6 +262,7 @@ def read_ml1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     year = raw_items["title"].str.extract(r"\((\d{4})\)\s*$", expand=False)
     items = pd.DataFrame(
         {
+            "title": strip_year(raw_items["title"]),
             "genres": raw_items["genres"],
             "year": pd.to_numeric(year, errors="coerce").astype("Int64"),
         }

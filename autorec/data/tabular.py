@@ -14,6 +14,9 @@
       - {name: title, type: text, buckets: 1000}   # words hashed into a multi-hot bag
     history: 20                # optional: add hist_items, the user's previous items
 
+A `text` column is also item text: the item catalog (autorec.data.catalog) keeps each item's
+first non-empty value verbatim, which text-reading models such as `llm_ranker` show.
+
 Spec: "csv:path/to/schema.yaml" or "parquet:path/to/schema.yaml". Features are columns of the
 file named by `name`. The ctr task needs `label` or `rating`; the sequential task needs only the
 user, item and time (or file order). Every problem with the schema or the file is a one-line
@@ -317,8 +320,12 @@ class TabularDataset(EventLogDataset):
                     buckets=feature.buckets,
                 )
             )
+        label = f"{self.format}:{self.schema_path.name}"
+        from autorec.data import catalog  # the catalog finds this file again by the data's label
+
+        catalog.remember(label, self)
         return Interactions(
-            dataset=f"{self.format}:{self.schema_path.name}",
+            dataset=label,
             events=events,
             columns=tuple(columns),
             label_rule=label_rule,

@@ -37,6 +37,10 @@ MODELS: dict[str, ModelEntry] = {
     "dare": ModelEntry(
         "autorec.models.ctr.dare", "DARE", "ctr", "DIN with decoupled attention/representation"
     ),
+    "llm_ranker": ModelEntry(
+        "autorec.models.llm_ranker", "LLMRanker", "ctr",
+        "a small causal LM scoring P(yes) vs P(no) from a prompt template",
+    ),
     "popularity": ModelEntry(
         "autorec.models.sequential.popularity", "Popularity", "sequential", "most popular items"
     ),
