@@ -272,6 +272,29 @@ def train_model(
     )
 
 
+def evaluate_trained(
+    model: nn.Module, data: CTRData | SequentialData, settings: dict[str, Any] | None = None
+) -> dict[str, dict[str, float]]:
+    """{"valid": ..., "test": ...} metrics of an already trained model under `settings`' evaluation
+    keys (`extra_metrics`, the re-rankers), without training: e.g. one model scored under
+    several re-ranking weights. Settings that change training are ignored."""
+    task = "ctr" if isinstance(data, CTRData) else "sequential"
+    train_config = _validated(TrainConfig, {**TASK_TRAIN_DEFAULTS[task], **(settings or {})}, "train")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if task == "ctr":
+        loop = _CTRLoop(model, data, device)
+    else:
+        loop = _SequentialLoop(model, data, device, rerank.from_settings(task, data, train_config))
+    out = {}
+    for split in ("valid", "test"):
+        metrics = loop.evaluate(split, train_config.eval_batch_size)
+        metrics.update(
+            loop.extra_metrics(split, train_config.eval_batch_size, train_config.extra_metrics)
+        )
+        out[split] = metrics
+    return out
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks the GPU when torch sees one; asking for a missing device is a ConfigError."""
     if name == "auto":

@@ -67,3 +67,14 @@ def test_the_fairness_head_is_gone_after_training(planted_ctr):
     plain = train_model("fm", planted_ctr, {"epochs": 1, "embedding_dim": 8})
     assert result.params == plain.params
     assert not any("fairness_head" in key for key in result.module.state_dict())
+
+
+def test_a_trained_model_is_rescored_under_another_reranker(genre_sequences):
+    from autorec.trainer import evaluate_trained
+
+    trained = train_model("popularity", genre_sequences, {"extra_metrics": ["diversity"]})
+    same = evaluate_trained(trained.module, genre_sequences, {"extra_metrics": ["diversity"]})
+    assert same["test"] == trained.metrics and same["valid"] == trained.valid_metrics
+    wide = evaluate_trained(trained.module, genre_sequences,
+                            {"extra_metrics": ["diversity"], "rerank_target_genres": 6})
+    assert wide["test"]["diversity.genres_per_list"] == pytest.approx(6)
