@@ -119,14 +119,12 @@ def test_a_search_prints_its_run_the_reason_it_stopped_and_the_top_five(ray_tmp,
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted_proposer(monkeypatch):
     monkeypatch.setitem(PROPOSERS._targets, "scripted", "scripted_proposers:Scripted")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (issue 13's hard time limit, engine/worker.py): a timed-out worker ends its process and "
-    "Ray prints '(raylet) A worker died ...' on stdout, Tune a traceback on stderr"))
-def test_json_is_one_document_even_when_an_evaluation_is_stopped(ray_tmp, bowl, scripted):
+def test_json_is_one_document_even_when_an_evaluation_is_stopped(ray_tmp, bowl,
+                                                                 scripted_proposer):
     # A stopped evaluation ends its worker process; whatever Ray says about that is not stdout's.
     with open("search.yaml", "w") as out:
         yaml.safe_dump({"proposer_options": {"params": [{"mode": "sleep"}, {"x": 1.0}]}}, out)
