@@ -67,14 +67,26 @@ def children(s: Session, candidate: Candidate) -> list[Candidate]:
     return [c for c in rows if candidate.id in c.parent_ids]
 
 
-_NODE_COLUMNS = (
-    Candidate.id,
-    Candidate.parent_ids,
-    Candidate.generation,
-    Candidate.operator,
-    Candidate.status,
-    Candidate.fitness,
-)
+class _NodeRow(NamedTuple):
+    id: int
+    parent_ids: list[int]
+    generation: int
+    operator: str | None
+    status: str
+    fitness: float | None
+
+
+def _node_rows(s: Session, *where: Any, ordered: bool = False) -> list[_NodeRow]:
+    """Lineage rows; parent_ids read raw and parsed in one call (a run's later candidates can
+    be 100,000 rows)."""
+    query = select(Candidate.id, sa.type_coerce(Candidate.parent_ids, sa.Text),
+                   Candidate.generation, Candidate.operator, Candidate.status,
+                   Candidate.fitness).where(*where)
+    if ordered:
+        query = query.order_by(col(Candidate.id))
+    rows = s.exec(query).all()
+    parents = json_column([r[1] for r in rows])
+    return [_NodeRow(r[0], list(p or []), r[2], r[3], r[4], r[5]) for r, p in zip(rows, parents)]
 
 
 def _node(row: Any) -> dict[str, Any]:
@@ -94,15 +106,16 @@ def lineage(s: Session, candidate_id: int, where: str) -> dict[str, Any]:
     "parents" (several per node after a combine), descendants through "children"; a node reached
     twice is the same dict both times. Descendants are looked up in the candidate's own run.
     """
-    root = s.exec(select(*_NODE_COLUMNS).where(Candidate.id == candidate_id)).first()
-    if root is None:
+    found = _node_rows(s, Candidate.id == candidate_id)
+    if not found:
         raise NotFoundError("candidate", candidate_id, where)
+    root = found[0]
     run_id = s.exec(select(Candidate.run_id).where(Candidate.id == candidate_id)).one()
 
     rows: dict[int, Any] = {root.id: root}
     frontier = set(root.parent_ids)
     while frontier:
-        fetched = s.exec(select(*_NODE_COLUMNS).where(col(Candidate.id).in_(frontier))).all()
+        fetched = _node_rows(s, col(Candidate.id).in_(frontier))
         rows.update((r.id, r) for r in fetched)
         frontier = {p for r in fetched for p in r.parent_ids if p not in rows}
 
@@ -118,11 +131,8 @@ def lineage(s: Session, candidate_id: int, where: str) -> dict[str, Any]:
             out.append(up[pid])
         return out
 
-    later = s.exec(
-        select(*_NODE_COLUMNS)
-        .where(Candidate.run_id == run_id, col(Candidate.id) > candidate_id)
-        .order_by(col(Candidate.id))
-    ).all()
+    later = _node_rows(s, Candidate.run_id == run_id, col(Candidate.id) > candidate_id,
+                       ordered=True)
     kids: dict[int, list[Any]] = {}
     for r in later:
         for pid in r.parent_ids:

@@ -147,7 +147,7 @@ def pareto(d: RunData) -> Figure | None:
 
 
 def lineage(d: RunData, colours: dict[str, str]) -> Figure | None:
-    """Every candidate at (creation order, validation fitness), each parent -> child edge drawn
+    """Every candidate at (its id, validation fitness), each parent -> child edge drawn
     in the child's operator colour; candidates without a fitness sit on a band below."""
     if not d.nodes:
         return None
@@ -156,8 +156,9 @@ def lineage(d: RunData, colours: dict[str, str]) -> Figure | None:
     floor = low - 0.15 * ((high - low) or 1.0)
     ys = np.array([n.fitness if n.fitness is not None else floor for n in d.nodes])
     index = {n.id: k for k, n in enumerate(d.nodes)}
+    xs = np.array([n.id for n in d.nodes], dtype=float)
     ops = np.array([n.operator for n in d.nodes], dtype=object)
-    fig, (ax,) = _figure(height=4.2)
+    fig, (ax,) = _figure(height=4.2, right=1.9)
     edges = [(index[p], k, n.operator) for k, n in enumerate(d.nodes)
              for p in n.parents if p in index]
     title = "lineage: parent -> child edges coloured by the child's operator"
@@ -170,22 +171,21 @@ def lineage(d: RunData, colours: dict[str, str]) -> Figure | None:
         mine = [(p, c) for p, c, o in edges if o == op]
         if mine:
             pc = np.array(mine)
-            x = np.column_stack([pc[:, 0], pc[:, 1], np.full(len(pc), np.nan)]).ravel()
+            x = np.column_stack([xs[pc[:, 0]], xs[pc[:, 1]], np.full(len(pc), np.nan)]).ravel()
             y = np.column_stack([ys[pc[:, 0]], ys[pc[:, 1]], np.full(len(pc), np.nan)]).ravel()
             ax.plot(x, y, color=colour, lw=0.6, alpha=0.6, rasterized=True)
-    xs = np.arange(len(d.nodes))
     for op, colour in colours.items():
         mine = ops == op
         if mine.any():
-            ax.scatter(xs[mine], ys[mine], s=10 if len(xs) < 5000 else 2, color=colour,
+            ax.scatter(xs[mine], ys[mine], s=16 if len(xs) < 5000 else 2, color=colour,
                        label=label(op), rasterized=True, zorder=3)
     if scores:
         ax.axhline(floor, color="#bbbbbb", lw=0.5)
-        ax.annotate("no fitness (failed, invalid, duplicate, pending)", (0, floor),
+        ax.annotate("no fitness (failed, invalid, duplicate, pending)", (xs[0], floor),
                     xytext=(4, 4), textcoords="offset points", fontsize=7, color="#666666")
     ax.autoscale_view()
-    ax.set(xlabel="candidate, in creation order", ylabel="validation fitness", title=title)
-    ax.legend(loc="upper left", fontsize=8, ncols=min(4, len(colours)), markerscale=2)
+    ax.set(xlabel="candidate id (creation order)", ylabel="validation fitness", title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, markerscale=2)
     return fig
 
 
