@@ -55,6 +55,12 @@ def resolve(name: str, choice: Any) -> Implementation:
     if isinstance(choice, dict):
         return spec.build(choice)
     if isinstance(choice, str):
+        if choice.startswith("generated:"):
+            # A kernel a search wrote and gated (`autorec export` names it so): its resolver
+            # loads it with the sandbox's static checks and import allow-list.
+            from autorec.kernels.harness.generated import register
+
+            register()
         for resolver in _resolvers:
             implementation = resolver(spec, choice)
             if implementation is not None:
