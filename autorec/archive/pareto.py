@@ -50,7 +50,8 @@ def _not_dominated_by_anchors(points: Sequence[Sequence[float]], signs: list[flo
     anchors = np.unique(np.concatenate(
         [np.argsort(-gains[:, j], kind="stable")[:32] for j in range(gains.shape[1])]
         + [np.argsort(-ranks, kind="stable")[:32]]))
-    dominated = np.zeros(len(gains), dtype=bool)
-    for a in anchors:
-        dominated |= (gains[a] >= gains).all(1) & (gains[a] > gains).any(1)
-    return np.flatnonzero(~dominated).tolist()
+    alive = np.arange(len(gains))
+    for a in anchors:  # the survivors shrink fast, so later anchors check few points
+        rest = gains[alive]
+        alive = alive[~((gains[a] >= rest).all(1) & (gains[a] > rest).any(1))]
+    return alive.tolist()

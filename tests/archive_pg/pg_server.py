@@ -76,7 +76,12 @@ def start() -> Server:
     owner = "postgres" if os.geteuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="autorec-pg-"))
     if owner:
-        pw = pwd.getpwnam(owner)
+        try:
+            pw = pwd.getpwnam(owner)
+        except KeyError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError("PostgreSQL refuses to run as root and there is no `postgres` "
+                               "user to run it as (Debian's postgresql package creates one)")
         os.chown(folder, pw.pw_uid, pw.pw_gid)
     os.chmod(folder, 0o755)
     (folder / "pw").write_text(PASSWORD + "\n")
