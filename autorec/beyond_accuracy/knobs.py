@@ -28,8 +28,8 @@ KNOBS: dict[str, tuple[str, dict[str, tuple[type, Any]]]] = {
     }),
     "fairness": ("ctr", {
         "fair_adversary_weight": (float, F(0.0, ge=0.0, le=100.0, description=(
-            "adversarial gender head on the user_id embedding (pushes its prediction to "
-            "uniform); 0 = off"))),
+            "adversarial gender head on the user_id embedding: the embeddings learn to leave "
+            "its scores no spread; 0 = off"))),
         "fair_orthogonality_weight": (float, F(0.0, ge=0.0, le=100.0, description=(
             "penalise the user_id embedding along the gender head's direction (FairRec's "
             "orthogonality); 0 = off"))),

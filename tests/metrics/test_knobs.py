@@ -60,6 +60,14 @@ def test_orthogonality_removes_planted_gender_leakage(planted_ctr):
     assert fair["auc"] < plain["auc"]  # what it costs: gender was the signal
 
 
+def test_the_adversary_removes_planted_gender_leakage(planted_ctr):
+    settings = dict(epochs=8, embedding_dim=8, batch_size=256, lr=0.01, extra_metrics=["fairness"])
+    plain = _test("fm", planted_ctr, **settings)
+    fair = _test("fm", planted_ctr, fair_adversary_weight=10.0, **settings)
+    assert fair["fairness.gender_leakage"] < plain["fairness.gender_leakage"] - 0.2
+    assert fair["auc"] < plain["auc"]
+
+
 def test_the_fairness_head_is_gone_after_training(planted_ctr):
     settings = dict(epochs=1, embedding_dim=8, fair_adversary_weight=1.0,
                     fair_orthogonality_weight=1.0)
