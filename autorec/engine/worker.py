@@ -7,6 +7,7 @@ the trainable catches it and reports the error text, so the driver can store it 
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import queue
@@ -24,6 +25,7 @@ TIMEOUT = "autorec_timeout"  # set (to the seconds it ran) when the worker stopp
 SECONDS = "autorec_seconds"  # the evaluation's wall time, measured on the worker
 WALL_SECONDS = "autorec_wall_seconds"  # a lost trial's time since the driver handed it out
 EXIT_GRACE_S = 2.0  # how long a timed-out worker waits before it ends its process
+WATCHDOG_MARGIN_S = 10.0  # seconds past the limit after which the GIL-free watchdog ends a worker
 
 _spaces: dict[str, Any] = {}
 
@@ -108,8 +110,14 @@ def _evaluate_within(config: dict[str, Any], limit: float, send: Callable[[dict]
     """Evaluate with a hard time limit: the evaluation runs in a thread of its own and this, the
     trial's thread, forwards its reports until the limit. Python cannot stop a thread, and Tune
     reuses actors, so a worker whose evaluation ran past its limit reports the timeout and then
-    ends its own process: nothing it computes later is reported, and it burns no more CPU."""
+    ends its own process: nothing it computes later is reported, and it burns no more CPU.
+
+    This thread needs the GIL to act; an evaluation stuck in a native call that holds it would
+    keep it waiting. faulthandler's watchdog is a C thread that needs no GIL: armed a little
+    past the limit, it ends the process hard (Tune then reports the trial lost, and the driver,
+    seeing it ran past the limit, stores a timeout)."""
     start = time.monotonic()
+    faulthandler.dump_traceback_later(limit + WATCHDOG_MARGIN_S, exit=True)
     inbox: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def run() -> None:
@@ -125,9 +133,11 @@ def _evaluate_within(config: dict[str, Any], limit: float, send: Callable[[dict]
             break
         if time.monotonic() - start > limit:
             break  # it came in after the limit: a late result is a timeout, never a result
-        send(result)
         if result[FINAL] == 1:
+            faulthandler.cancel_dump_traceback_later()
+            send(result)
             return
+        send(result)
     elapsed = time.monotonic() - start
     send({FINAL: 1, TIMEOUT: elapsed, SECONDS: elapsed, NODE: socket.gethostname()})
     # Tune has the timeout once `send` returns, but its reply to the actor call that carried it

@@ -27,7 +27,7 @@ class SlowCandidate(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     x: float = pydantic.Field(0.0, ge=-5, le=5)
-    mode: Literal["ok", "silent", "ticking"] = "ok"
+    mode: Literal["ok", "silent", "ticking", "native"] = "ok"
 
 
 class Slow(SearchSpace):
@@ -54,6 +54,9 @@ class Slow(SearchSpace):
             time.sleep(10)
             marker.write_text("still running 10 s in")  # a stopped worker never gets here
             time.sleep(30)
+        if candidate.mode == "native":
+            sum(range(3 * 10**9))  # one C call that holds the GIL for a minute or more
+            marker.write_text("the native call returned")
         if candidate.mode == "ticking":
             for step in range(40):
                 time.sleep(1)
@@ -165,3 +168,26 @@ def test_a_stopped_evaluation_leaves_a_quiet_console(tmp_path, short_tmp):
     archive = Archive(tmp_path / "runs.db", create=False)
     [seeded] = [c for c in archive.candidates(1) if c.operator == "seed"]
     assert archive.evaluations_for(seeded.id)[0].status == "timeout"
+
+
+@pytest.mark.slow
+def test_an_evaluation_holding_the_gil_is_still_stopped(ray_tmp, tmp_path):
+    """A native call that never lets the worker's own thread run: the GIL-free watchdog ends
+    the worker, and the driver stores a timeout (the search goes on)."""
+    plugin = tmp_path / "slow_space.py"
+    plugin.write_text(SLOW_SPACE)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    spec = f"{plugin}:Slow"
+    config = SearchConfig(space=spec, budget=3, workers=1, eval_time_limit=3.0, run_name="gil",
+                          space_settings={"markers": str(markers)})
+    proposer = Scripted(load_space(spec), [{"x": 0.0, "mode": "native"}, {"x": 1.0}])
+    archive = Archive("runs.db")
+    run_search(config, archive, proposer=proposer)
+    run = archive.get_run("gil")
+    native, after = archive.candidates(run.id)[1:]
+    [evaluation] = archive.evaluations_for(native.id)
+    assert evaluation.status == "timeout" and native.status == "failed"
+    assert evaluation.seconds < 60, evaluation.seconds
+    assert after.status == "done"
+    assert list(markers.iterdir()) == []
