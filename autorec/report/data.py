@@ -67,7 +67,6 @@ class LLMUsage:
 class RunData:
     run: Run
     objectives: list[Any]  # the space's Objective objects (name, direction, weight)
-    reported_metrics: list[str]
     nodes: list[Node]  # every candidate, creation order
     top: list[Candidate]  # best validation fitness first, full rows
     incumbents: list[Incumbent]
@@ -86,10 +85,6 @@ class RunData:
     def evaluated(self) -> list[Node]:
         return [n for n in self.nodes if n.status not in UNEVALUATED]
 
-    @property
-    def done(self) -> list[Node]:
-        return [n for n in self.nodes if n.status == DONE and n.fitness is not None]
-
     def status_counts(self) -> dict[str, int]:
         return dict(Counter(n.status for n in self.nodes))
 
@@ -104,7 +99,6 @@ def load_run(archive, run: Run, top: int = 10, failures: int = 20) -> RunData:
     except AutorecError as err:  # an old run whose space plugin is gone: no Pareto front
         objectives = []
         notes.append(f"no Pareto front: {err}")
-    contract = run.space_contract or {}
     # A private session: the report reads columns, not the full rows Archive's methods return.
     with archive._read() as s:
         nodes = _nodes(s, run)
@@ -126,8 +120,7 @@ def load_run(archive, run: Run, top: int = 10, failures: int = 20) -> RunData:
     pairs = [(o.name, getattr(o.direction, "value", o.direction)) for o in objectives]
     front = front_ids(((n.id, n.objectives) for n in nodes if n.status == DONE), pairs)
     return RunData(
-        run=run, objectives=objectives, reported_metrics=list(contract.get("reported_metrics", [])),
-        nodes=nodes, top=best, incumbents=incumbents, failures=list(failed),
+        run=run, objectives=objectives, nodes=nodes, top=best, incumbents=incumbents, failures=list(failed),
         failure_reasons=reasons, llm=llm, front_ids=front, notes=notes,
     )
 
