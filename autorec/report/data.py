@@ -9,7 +9,6 @@ to be printed beside the candidates validation chose.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
