@@ -37,7 +37,7 @@ def mean_label_line(data, rows: int, seed: int) -> dict:
     line = {"model": "mean"}
     for split_name, prefix in (("valid", "valid_"), ("test", "")):
         split = getattr(data, split_name)
-        index = eval_rows(len(split), rows, seed)
+        index = eval_rows(split.label, rows, seed)
         with torch.no_grad():
             line[f"{prefix}auc"] = auc(module(split.batch(index)), split.label[index])
     return line

@@ -126,6 +126,7 @@ def test_zero_shot_scores_are_deterministic_and_batching_does_not_change_them(ml
     assert sum(p.numel() for p in one.parameters()) == 0  # the frozen LM is not counted
 
 
+@pytest.mark.slow
 def test_lora_lowers_the_training_loss_and_leaves_the_shared_model_alone(ml100k):
     settings = dict(history_length=1, fields=["title"], lora_pairs=4, lora_batch_size=4,
                     lora_lr=1e-2, lora_rank=4)  # fmt: skip
@@ -145,6 +146,7 @@ def test_lora_lowers_the_training_loss_and_leaves_the_shared_model_alone(ml100k)
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_train_command_scores_a_csv_log_with_item_text(csv_spec):
     result = runner.invoke(app, ["train", "--model", "llm_ranker", "--dataset", csv_spec,
                                  "--set", "history_length=2", "--set", "fields=[title]", "--json"])

@@ -98,3 +98,17 @@ def test_cooccurrence_similarity_counts_shared_training_users(ml100k):
     close, far = similarity.scores(50, [172, 1682])
     assert 0.5 < close <= 1.0 and far < 0.1
     assert similarity.scores(50, [50]) == [pytest.approx(1.0)]
+
+
+def test_evaluation_rows_are_a_fixed_stratified_sample():
+    import torch
+
+    from autorec.models.llm_ranker.evaluate import eval_rows
+
+    labels = torch.tensor([0.0] * 90 + [1.0] * 10)
+    rows = eval_rows(labels, 10, seed=0)
+    assert torch.equal(rows, eval_rows(labels, 10, seed=0)) and len(set(rows.tolist())) == 10
+    assert labels[rows].sum() == 1  # the split's rate, and never a single class
+    assert labels[eval_rows(labels, 2, seed=3)].tolist() == [0.0, 1.0]
+    assert not torch.equal(rows, eval_rows(labels, 10, seed=1))
+    assert torch.equal(eval_rows(labels, None), torch.arange(100))

@@ -2,9 +2,10 @@
 
 `autorec train --model llm_ranker` goes through the common trainer and scores every validation
 and test row. A search scores many candidates, so `fit_and_score` scores at most
-`max_eval_rows` rows of each split, drawn by `eval_seed` alone: every candidate of a search (and
-every benchmark line) sees the same rows and is comparable. It returns the trainer's metric
-names: `valid_auc`, `valid_logloss` for selection, `auc`, `logloss` (test) for the report.
+`max_eval_rows` rows of each split, drawn by `eval_seed` alone (stratified by label): every
+candidate of a search (and every benchmark line) sees the same rows and is comparable. It
+returns the trainer's metric names: `valid_auc`, `valid_logloss` for selection, `auc` and
+`logloss` (test) for the report.
 """
 
 from __future__ import annotations
@@ -25,12 +26,25 @@ DEFAULT_MAX_EVAL_ROWS = 200
 DEFAULT_EVAL_SEED = 0
 
 
-def eval_rows(rows: int, max_rows: int | None, seed: int = DEFAULT_EVAL_SEED) -> torch.Tensor:
-    """Sorted indices of at most `max_rows` of `rows` rows, the same for a given seed."""
+def eval_rows(labels: torch.Tensor, max_rows: int | None, seed: int = DEFAULT_EVAL_SEED) -> torch.Tensor:
+    """Sorted indices of at most `max_rows` rows, the same for a given seed and split.
+
+    Stratified by label: positives and negatives are drawn apart in the split's proportion,
+    at least one of each where the split has both, so AUC is defined even for a small sample.
+    """
+    rows = len(labels)
     if max_rows is None or max_rows >= rows:
         return torch.arange(rows)
     generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(rows, generator=generator)[:max_rows].sort().values
+    positive = torch.nonzero(labels > 0.5).flatten()
+    negative = torch.nonzero(labels <= 0.5).flatten()
+    take = round(max_rows * len(positive) / rows)
+    take = min(max(take, 1 if len(positive) else 0), len(positive), max_rows - (1 if len(negative) else 0))
+    chosen = [
+        group[torch.randperm(len(group), generator=generator)[:count]]
+        for group, count in ((positive, take), (negative, max_rows - take))
+    ]
+    return torch.cat(chosen).sort().values
 
 
 def ranker_config(settings: dict[str, Any]) -> LLMRankerConfig:
@@ -63,7 +77,7 @@ def fit_and_score(
         metrics["lora_loss_last"] = sum(tail) / len(tail)
     for split_name, prefix in (("valid", "valid_"), ("test", "")):
         split = getattr(data, split_name)
-        rows = eval_rows(len(split), max_eval_rows, eval_seed)
+        rows = eval_rows(split.label, max_eval_rows, eval_seed)
         begin = time.perf_counter()
         logits = model(split.batch(rows)).double()
         seconds = time.perf_counter() - begin
