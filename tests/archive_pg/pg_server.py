@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,19 +63,52 @@ class Server:
         return self.url(name)
 
     def stop(self) -> None:
+        _stop(self.folder, self.bin, self.owner)
+
+
+def _stop(folder: Path, bin_folder: Path, owner: str | None) -> None:
+    """pg_ctl's immediate stop; if that fails or hangs (a loaded machine), SIGKILL the
+    postmaster named in postmaster.pid. Then the folder goes."""
+    command = [str(bin_folder / "pg_ctl"), "stop", "-D", str(folder / "data"), "-m",
+               "immediate", "-w"]
+    if owner:
+        command = ["runuser", "-u", owner, "--", *command]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    except (subprocess.SubprocessError, OSError):
         try:
-            self.run("pg_ctl", "stop", "-D", str(self.folder / "data"), "-m", "immediate",
-                     "-w", timeout=60)
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_orphans() -> None:
+    """Servers left by a test session that was killed before its teardown (its pid is gone)."""
+    for owner_file in Path(tempfile.gettempdir()).glob("autorec-pg-*/session.pid"):
+        try:
+            os.kill(int(owner_file.read_text()), 0)
+            continue  # that session is still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        bin_folder = binaries()
+        if bin_folder is not None:
+            owner = owner_file.parent.stat().st_uid
+            name = pwd.getpwuid(owner).pw_name if owner != os.geteuid() else None
+            _stop(owner_file.parent, bin_folder, name)
 
 
 def start() -> Server:
     bin_folder = binaries()
     if bin_folder is None:
         raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql; .ci/run does)")
+    _stop_orphans()
     owner = "postgres" if os.geteuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="autorec-pg-"))
+    (folder / "session.pid").write_text(str(os.getpid()))
     if owner:
         try:
             pw = pwd.getpwnam(owner)
