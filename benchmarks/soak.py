@@ -26,7 +26,9 @@ came before the run existed) until it finishes. Then it checks the archive:
 
 Resume overhead: (time to the kill + time of the resumed run) minus the median time of
 `--baselines` uninterrupted runs of the same search. Everything listens on 127.0.0.1 only
-(Ray runs locally). PostgreSQL is not covered: the archive has no PostgreSQL backend yet.
+(Ray runs locally). `--postgres` runs the same on PostgreSQL: a throwaway server (the tests'
+tests/archive_pg/pg_server.py: initdb in a temporary folder, a free loopback port) with one
+database per search; results go to results/soak_postgres.json.
 """
 
 from __future__ import annotations
@@ -182,11 +184,11 @@ def kill_at(process: subprocess.Popen, status: Path, phase: str, occurrence: int
     return False
 
 
-def snapshot(db: Path, run: str) -> dict[int, tuple]:
+def snapshot(db: Path | str, run: str) -> dict[int, tuple]:
     """Every evaluation's (status, attempt, metrics), or {} when the run does not exist yet."""
     from autorec.archive import Archive
 
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         return {}
     try:
         archive = Archive(db, create=False)
@@ -252,7 +254,7 @@ def finish(args, db: Path, run: str, status: Path) -> tuple[float, int, str]:
 def snapshot_run_exists(db: Path, run: str) -> bool:
     from autorec.archive import Archive
 
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         return False
     try:
         with Archive(db, create=False) as archive:
@@ -262,8 +264,8 @@ def snapshot_run_exists(db: Path, run: str) -> bool:
         return False
 
 
-def baseline(args, folder: Path, k: int) -> float:
-    db, status = folder / f"baseline-{k}.db", folder / f"baseline-{k}.status"
+def baseline(args, folder: Path, k: int, db: Path | str) -> float:
+    status = folder / f"baseline-{k}.status"
     start = time.monotonic()
     process = launch(args, db, f"baseline-{k}", status, resume=False)
     output, _ = process.communicate(timeout=args.limit)
@@ -273,10 +275,25 @@ def baseline(args, folder: Path, k: int) -> float:
 
 
 def parent(args: argparse.Namespace) -> None:
-    rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="soak-", dir="/tmp"))
     os.environ.setdefault("AUTOREC_RAY_TMPDIR", str(folder / "ray"))
-    base = [baseline(args, folder, k) for k in range(args.baselines)]
+    if not args.postgres:
+        soak(args, folder, lambda name: folder / f"{name}.db", "sqlite")
+        return
+    sys.path.insert(0, str(HERE.parent.parent / "tests" / "archive_pg"))
+    import pg_server
+
+    server = pg_server.start()
+    try:
+        soak(args, folder, lambda name: server.create_database(name.replace("-", "_")), "postgresql")
+    finally:
+        server.stop()
+
+
+def soak(args: argparse.Namespace, folder: Path, new_db, backend: str) -> None:
+    """`new_db(name)`: a fresh archive (a SQLite path or a database URL) for one search."""
+    rng = random.Random(args.seed)
+    base = [baseline(args, folder, k, new_db(f"baseline-{k}")) for k in range(args.baselines)]
     base_s = statistics.median(base)
     print(f"baseline: {base_s:.1f} s (median of {len(base)})", flush=True)
     rows = []
@@ -284,7 +301,7 @@ def parent(args: argparse.Namespace) -> None:
         phase = PHASES[i % len(PHASES)] if args.cycle else rng.choice(PHASES)
         occurrence = rng.randint(1, 3)
         startup_s = rng.uniform(0.5, 6.0)
-        db, status, run = folder / f"soak-{i}.db", folder / f"soak-{i}.status", f"soak-{i}"
+        db, status, run = new_db(f"soak-{i}"), folder / f"soak-{i}.status", f"soak-{i}"
         start = time.monotonic()
         process = launch(args, db, run, status, resume=False)
         killed = kill_at(process, status, phase, occurrence, startup_s, args.pause, args.limit)
@@ -302,13 +319,15 @@ def parent(args: argparse.Namespace) -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = summarise(rows, base_s)
-    report = {"benchmark": "soak", "seed": args.seed, "searches": args.searches,
+    report = {"benchmark": "soak", "backend": backend, "seed": args.seed, "searches": args.searches,
               "budget": args.budget, "workers": args.workers, "delay_s": args.delay,
               "pause_s": args.pause, "baseline_s": round(base_s, 2),
               "baselines_s": [round(b, 2) for b in base], "machine": machine(),
               "summary": summary, "runs": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or (RESULTS.with_name("soak_postgres.json") if backend == "postgresql"
+                       else RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
 
@@ -376,7 +395,9 @@ def main() -> None:
     parser.add_argument("--cycle", action=argparse.BooleanOptionalAction, default=True,
                         help="phases in turn (every phase equally often); --no-cycle draws them")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds one launch may take")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help=f"results file (default {RESULTS})")
+    parser.add_argument("--postgres", action="store_true",
+                        help="archive on a throwaway local PostgreSQL server instead of SQLite")
     parser.add_argument("--table", type=Path, help="print the docs table of a results file and exit")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
