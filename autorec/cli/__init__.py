@@ -15,7 +15,9 @@ class _AutorecGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except AutorecError as err:
-            typer.echo(f"error: {err}", err=True)
+            from autorec.secrets import redact
+
+            typer.echo(f"error: {redact(str(err))}", err=True)  # an error may quote a URL or reply
             raise typer.Exit(2) from None
 
 

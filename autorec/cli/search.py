@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from autorec.cli.common import db_option, db_url
@@ -143,7 +144,7 @@ def search(
         name = driver.archive.get_run(driver.run_id).name
         log.attach(name)
         if not as_json:
-            console.print(f"run [bold]{name}[/] in {driver.archive.location}")
+            console.print(f"run [bold]{escape(name)}[/] in {escape(driver.archive.location)}")
             progress.start()
         bars[driver.run_id] = progress.add_task("search", total=driver.config.budget, best="-")
         progress.update(bars[driver.run_id], completed=driver.evaluations_finished)
@@ -188,21 +189,21 @@ def print_result(result, as_json: bool, log_path) -> None:
             "top": [_candidate_json(c) for c in top],
         })
         return
-    console.print(f"run [bold]{result.run}[/] stopped: {result.stop_reason}")
+    console.print(f"run [bold]{escape(result.run)}[/] stopped: {escape(str(result.stop_reason))}")
     objective_names = sorted({k for c in top for k in c.objectives})
     test_names = sorted({k for c in top for k in c.reported})
     console.print(table(
         "top 5 by validation fitness (test figures only reported)",
         ["id", "fitness", "operator", *objective_names, *[f"test {k}" for k in test_names], "params"],
         [[c.id, c.fitness, c.operator, *[c.objectives.get(k) for k in objective_names],
-          *[c.reported.get(k) for k in test_names], _params_line(c.params)] for c in top],
+          *[c.reported.get(k) for k in test_names], escape(_params_line(c.params))] for c in top],
     ))
     best = result.best
     if best is not None:
         valid = ", ".join(f"{k} {_figure(v)}" for k, v in best.objectives.items())
         test = ", ".join(f"{k} {_figure(v)}" for k, v in best.reported.items())
         console.print(f"best #{best.id} ({best.operator}): validation {valid}"
-                      + (f"; test {test}" if test else ""))
+                      + (f"; test {test}" if test else ""), markup=False, highlight=False)
     if log_path is not None and log_path.exists() and log_path.stat().st_size:
         console.print(f"library warnings: {log_path}")
 

@@ -238,3 +238,10 @@ def test_a_space_that_trains_on_no_dataset_refuses_one(bowl):
     result = search("--space", bowl, "--dataset", "ml-100k")
     assert result.exit_code == 2
     assert "space 'bowl' does not train on a dataset: drop --dataset and --task" in result.stderr
+
+
+def test_run_names_and_params_with_markup_print_as_text(ray_tmp, bowl):
+    result = search("--space", bowl, "--proposer", "random", "--budget", "2",
+                    "--run-name", "x[/]y [bold]z")
+    assert result.exit_code == 0, result.output
+    assert "run x[/]y [bold]z in" in result.stdout and "run x[/]y [bold]z stopped" in result.stdout
