@@ -142,7 +142,12 @@ def run_search(
     return SearchOutcome(
         run_id=run_id,
         run_name=archive.get_run(run_id).name,
-        stop_reason=driver.stop_reason or "the search's time budget ended",
+        # Tune's time budget (set from --max-time) may end the search before the driver's own
+        # check does: one reason either way.
+        stop_reason=driver.stop_reason or (
+            f"time limit of {config.max_time:g} s reached" if config.max_time is not None
+            else "the search's time budget ended"
+        ),
         evaluations=driver.evaluations_finished,
         best_fitness=driver.best_fitness,
     )
