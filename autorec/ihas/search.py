@@ -16,8 +16,8 @@ from autorec.trainer import TrainResult, split_settings, train_model
 
 @dataclasses.dataclass
 class SearchOutcome:
-    result: TrainResult  # the gated model at its best validation epoch
-    model: nn.Module
+    result: TrainResult  # the training record (history, seconds); its metrics are the trainer's
+    model: nn.Module  # the gated model as the schedule left it (last epoch), in eval mode
     gates: GatedFieldEmbedding
 
 

@@ -187,6 +187,7 @@ class Silent(SearchSpace):
     name: ClassVar[str] = "silent"
     Candidate = WidthCandidate
     objectives = [Objective(name="auc", direction="max")]
+    needs_dataset = True
 
     def describe(self):
         return "widths"

@@ -23,8 +23,7 @@ runner = CliRunner()
 def test_a_version_1_archive_upgrades_and_keeps_everything(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(ASSET, path)
-    with Archive(path, create=False) as archive:
-        pass
+    Archive(path, create=False).close()  # opening it upgrades it
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version FROM schema_version").fetchone()[0] == latest_version() >= 2
     with Archive(path, create=False) as archive:

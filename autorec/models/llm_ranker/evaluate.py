@@ -65,6 +65,9 @@ def fit_and_score(
     model = LLMRanker(data.features, ranker_config(settings))
     start = time.perf_counter()
     model.prepare(data)
+    from autorec.trainer import resolve_device
+
+    model.to(resolve_device("auto"))  # scores on the GPU when there is one, as the trainer does
     metrics: dict[str, float] = {
         "train_seconds": time.perf_counter() - start,
         "params": float(sum(p.numel() for p in model.parameters())),
@@ -79,7 +82,7 @@ def fit_and_score(
         split = getattr(data, split_name)
         rows = eval_rows(split.label, max_eval_rows, eval_seed)
         begin = time.perf_counter()
-        logits = model(split.batch(rows)).double()
+        logits = model(split.batch(rows)).double().cpu()
         seconds = time.perf_counter() - begin
         labels = split.label[rows]
         metrics[f"{prefix}auc"] = auc(logits, labels)
