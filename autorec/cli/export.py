@@ -26,6 +26,10 @@ def export(
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="file to write (a folder with --member all); default stdout"
     ),
+    optuna_storage: Optional[str] = typer.Option(
+        None, "--optuna-storage",
+        help="write the whole run (--run, default the latest) as an Optuna study at this URL",
+    ),
     db: Optional[str] = db_option(),
 ) -> None:
     """Write a candidate's training config: `autorec train --config FILE` retrains it exactly.
@@ -38,6 +42,18 @@ def export(
     """
     from autorec.cli.archive import run_or_latest
     from autorec.export import FORMATS, candidate_specs, render
+
+    if optuna_storage is not None:
+        if candidate_id is not None or best:
+            raise ConfigError("--optuna-storage writes a whole run: give --run, not an ID or --best")
+        from autorec.optuna_export import export_run
+
+        with open_archive(db) as archive:
+            chosen = run_or_latest(archive, run)
+            written = export_run(archive, chosen, optuna_storage)
+        typer.echo(f"wrote run '{chosen.name}' as Optuna study '{chosen.name}' "
+                   f"({written} trials) to {optuna_storage}")
+        return
 
     if best == (candidate_id is not None):
         raise ConfigError("give a candidate ID or --best, not both" if best
