@@ -100,7 +100,7 @@ def metric_names(
     names: list[str] = []
     if "diversity" in families:
         if GENRES in attributes:
-            names += ["diversity.genre_coverage", "diversity.genres_per_list", "diversity.intra_list"]
+            names += [f"diversity.{m}" for m in ("genre_coverage", "genres_per_list", "intra_list")]
         names.append("diversity.catalog_coverage")
     if "fairness" in families:
         gap = "auc_gap" if task == "ctr" else "hr_gap"

@@ -87,9 +87,8 @@ class TrainConfig(pydantic.BaseModel):
         if self.rerank_mmr_weight and self.rerank_target_genres:
             raise ValueError("rerank_mmr_weight and rerank_target_genres are alternatives; set one")
         if self.fair_attribute not in GROUP_ATTRIBUTES:
-            raise ValueError(
-                f"fair_attribute '{self.fair_attribute}' is not one of {', '.join(GROUP_ATTRIBUTES)}"
-            )
+            known = ", ".join(GROUP_ATTRIBUTES)
+            raise ValueError(f"fair_attribute '{self.fair_attribute}' is not one of {known}")
         return self
 
     @pydantic.field_validator("kernels")

@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=0.2, help="the extra objective's weight")
     parser.add_argument("--models", type=lambda text: text.split(","), default=None)
     parser.add_argument("--llm-settings", default="{}",
-                        help="cold-start: JSON model settings for llm_ranker (zero-shot by default)")
+                        help="cold-start: JSON settings for llm_ranker (zero-shot by default)")
     parser.add_argument("--sample-rows", type=int, default=200,
                         help="cold-start: cold-user test rows every model is also scored on")
     parser.add_argument("--db", default=None, help="fronts: the archive (default: a temp file)")

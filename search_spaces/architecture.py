@@ -289,7 +289,8 @@ class ArchitectureSpace(TrainedModelSpace):
                 raise ConfigError("architecture space: max_seconds must be a positive number")
         if "split" in settings and self.task != "ctr":
             raise ConfigError("architecture space: split applies to the ctr task only")
-        for key, allowed in (("extra_metrics", EXTRA_FAMILIES), ("knobs", tuple(beyond_knobs.KNOBS))):
+        lists = (("extra_metrics", EXTRA_FAMILIES), ("knobs", tuple(beyond_knobs.KNOBS)))
+        for key, allowed in lists:
             if key in settings:
                 value = settings[key]
                 value = [v.strip() for v in value.split(",")] if isinstance(value, str) else value

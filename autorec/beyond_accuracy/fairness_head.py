@@ -16,9 +16,9 @@ Two textbook adversaries were measured first and dropped because they raised the
 were meant to remove: confusion (cross-entropy of the frozen head against the uniform
 distribution) took the gender-probe AUC of FM's user embeddings on ML-100K from 0.56 to 0.66 at
 weight 1 and 0.80 at weight 10; a reversed gradient (maximising the head's loss) makes the
-head confidently wrong, which leaks as much as right (on planted data the probe stayed at 1.0). Adam's normalised steps overshoot the
-point of confusion and flip users across it. The spread penalty has its minimum where the head
-cannot tell users apart, whatever its bias.
+head confidently wrong, which leaks as much as right (on planted data the probe stayed at 1.0).
+Adam's normalised steps overshoot the point of confusion and flip users across it. The spread
+penalty has its minimum where the head cannot tell users apart, whatever its bias.
 
 The head exists only while training (`attach` before, `detach` after), so the model's parameter
 count, its saved state and its inference do not change.

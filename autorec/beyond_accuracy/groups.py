@@ -8,8 +8,8 @@ Group ids follow the dataset's vocabulary: 0 is unknown (left out), 1..C are the
   is |quality(a) - quality(b)|.
 - leakage: the AUC with which a small probe (L2-regularised logistic regression) recovers the
   attribute from each user's representation, cross-fitted over two class-stratified folds of
-  users (each fold scored by a probe fitted on the other; the two AUCs averaged). 0.5 is no leakage, 1.0 is full. A multi-valued
-  attribute is probed as "the most frequent value or not".
+  users (each fold scored by a probe fitted on the other; the two AUCs averaged). 0.5 is no
+  leakage, 1.0 is full. A multi-valued attribute is probed as "the most frequent value or not".
 """
 
 from __future__ import annotations

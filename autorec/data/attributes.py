@@ -113,5 +113,7 @@ def sequential_side_info(data, user_ids: np.ndarray, item_vocabulary: pd.Index) 
         bags, feature = found
         bags = np.concatenate([np.zeros((1, bags.shape[1]), np.int64), bags])  # row 0: padding
         ids = torch.arange(len(bags))
-        genres = genre_matrix(ids, torch.from_numpy(bags), len(item_vocabulary), feature.vocab_size - 1)
+        genres = genre_matrix(
+            ids, torch.from_numpy(bags), len(item_vocabulary), feature.vocab_size - 1
+        )
     return {"user_groups": groups, "item_genres": genres}

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from autorec.data.features import CTRData, Feature, FeatureKind, SequentialData, TensorSplit, pad_left
+from autorec.data.features import (
+    CTRData,
+    Feature,
+    FeatureKind,
+    SequentialData,
+    TensorSplit,
+    pad_left,
+)
 
 # Genre bags per item (ids 1..3 = A, B, C), as a dataset's `genres` column carries them.
 ITEM_GENRES = {1: [1, 0], 2: [1, 2], 3: [2, 0], 4: [3, 0], 5: [1, 0]}

@@ -31,7 +31,8 @@ def test_split_is_read_from_ctr_data(tiny_ctr):
 
 
 def test_families_narrow_the_list():
-    assert all(n.startswith("diversity.") for n in metric_names("ctr", ["genres"], families=["diversity"]))
+    names = metric_names("ctr", ["genres"], families=["diversity"])
+    assert names and all(n.startswith("diversity.") for n in names)
 
 
 def test_bad_task_or_family_is_one_line():
