@@ -5,6 +5,7 @@ search finds, and the cold-user AUC of the suite's models.
     python benchmarks/beyond_accuracy.py sweep-fairness   [--epochs 5]
     python benchmarks/beyond_accuracy.py front-diversity  [--budget 50] [--max-epochs 30]
     python benchmarks/beyond_accuracy.py front-fairness   [--budget 50] [--max-epochs 5]
+                                      [--metric fairness.auc_gap_gender]
     python benchmarks/beyond_accuracy.py cold-start       [--epochs 20] [--models lr,...,llm_ranker]
     python benchmarks/beyond_accuracy.py cost
 
@@ -144,12 +145,14 @@ def _front(args, name: str, task: str, accuracy: str, extra: str, direction: str
 
 
 def front_diversity(args) -> None:
-    _front(args, "front_diversity", "sequential", "ndcg@10", "diversity.intra_list", "max",
+    metric = args.metric or "diversity.intra_list"
+    _front(args, f"front_{metric}", "sequential", "ndcg@10", metric, "max",
            {"extra_metrics": ["diversity"]})
 
 
 def front_fairness(args) -> None:
-    _front(args, "front_fairness", "ctr", "auc", "fairness.gender_leakage", "min",
+    metric = args.metric or "fairness.gender_leakage"
+    _front(args, f"front_{metric}", "ctr", "auc", metric, "min",
            {"extra_metrics": ["fairness"], "models": args.models or ["fm", "deepfm"]})
 
 
@@ -243,6 +246,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--weight", type=float, default=0.2, help="the extra objective's weight")
+    parser.add_argument("--metric", default=None, help="fronts: the beyond-accuracy objective "
+                        "(default diversity.intra_list / fairness.gender_leakage)")
     parser.add_argument("--models", type=lambda text: text.split(","), default=None)
     parser.add_argument("--llm-settings", default="{}",
                         help="cold-start: JSON settings for llm_ranker (zero-shot by default)")
