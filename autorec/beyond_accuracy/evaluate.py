@@ -117,7 +117,8 @@ def sequential_extras(
     if "diversity" in families:
         out.update(list_metrics(lists, data.item_genres, data.num_items))
     if "fairness" in families:
-        for attribute, groups in data.user_groups.items():
+        for attribute in (a for a in GROUP_ATTRIBUTES if a in data.user_groups):
+            groups = data.user_groups[attribute]
             per_group = fairness.hit_rate_by_group(ranks.numpy(), groups.numpy(), K)
             out[f"fairness.hr_gap_{attribute}"] = fairness.quality_gap(per_group)
         if LEAKAGE_ATTRIBUTE in data.user_groups and representation is not None:

@@ -97,14 +97,17 @@ def _pool(scores: torch.Tensor, pool: int) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def _pick(chosen: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Index of each row's best value among the pool slots not chosen yet."""
-    return torch.where(chosen, torch.full_like(value, float("-inf")), value).argmax(dim=1)
+    """Index of each row's best value among the pool slots not chosen yet; -1 where none is
+    left (a user with fewer candidates than list slots)."""
+    best = torch.where(chosen, torch.full_like(value, float("-inf")), value).argmax(dim=1)
+    return torch.where(chosen.all(dim=1), torch.full_like(best, -1), best)
 
 
 def _collect(ids: torch.Tensor, picks: list[torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
     slots = torch.stack(picks, dim=1)
-    lists = ids.gather(1, slots)
-    return torch.where(valid.gather(1, slots), lists, torch.zeros_like(lists))
+    lists = ids.gather(1, slots.clamp(min=0))
+    real = valid.gather(1, slots.clamp(min=0)) & (slots >= 0)
+    return torch.where(real, lists, torch.zeros_like(lists))
 
 
 def mmr_rerank(
@@ -121,8 +124,8 @@ def mmr_rerank(
         pick = _pick(chosen, (1 - weight) * relevance - weight * closest)
         picks.append(pick)
         chosen = chosen.clone()
-        chosen[rows, pick] = True
-        closest = torch.maximum(closest, similarity[rows, pick])
+        chosen[rows, pick.clamp(min=0)] = True
+        closest = torch.maximum(closest, similarity[rows, pick.clamp(min=0)])
     return _collect(ids, picks, valid)
 
 
@@ -149,8 +152,8 @@ def target_genres_rerank(
         pick = _pick(chosen, value)
         picks.append(pick)
         chosen = chosen.clone()
-        chosen[rows, pick] = True
-        covered = covered | genres[rows, pick]
+        chosen[rows, pick.clamp(min=0)] = True
+        covered = covered | (genres[rows, pick.clamp(min=0)] & (pick >= 0).unsqueeze(1))
     return _collect(ids, picks, valid)
 
 

@@ -84,3 +84,10 @@ def test_list_ranks_read_the_reranked_list():
     model_ranks = torch.tensor([1, 0, 7])
     # In the list: its slot. Not in it: the model rank, but never inside the list (>= k = 3).
     assert L.list_ranks(lists, targets, model_ranks).tolist() == [2, 3, 7]
+
+
+def test_rerankers_leave_slots_empty_rather_than_repeat_items():
+    inf = float("-inf")
+    scores = torch.tensor([[inf, 3.0, inf, 2.0, inf, inf]])  # only items 1 and 3 are candidates
+    assert L.mmr_rerank(scores, GENRES, weight=0.5, k=4).tolist() == [[1, 3, 0, 0]]
+    assert L.target_genres_rerank(scores, GENRES, target=2, k=4).tolist() == [[1, 3, 0, 0]]
