@@ -104,7 +104,8 @@ def run_optuna(seed: int, evals: int, data, reference: dict, objectives) -> dict
     )
     started = time.perf_counter()
     study.optimize(objective, n_trials=evals)
-    complete = [t.value for t in study.trials if t.value is not None]
+    # A pruned trial carries its last intermediate value (a validation AUC), not a fitness.
+    complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
     return {"best": max(complete) if complete else None, "epochs": epochs,
             "wall_s": time.perf_counter() - started,
             "stopped": sum(t.state.name == "PRUNED" for t in study.trials)}
