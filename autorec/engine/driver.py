@@ -146,6 +146,8 @@ class SearchDriver:
                        or self._legacy_members[evaluation.member]).to_dict(),
             "threads": self.config.threads,
             "gpus": self.config.gpus_per_trial,
+            "objectives": list(self.config.objectives),
+            "constraints": list(self.config.constraints),
         }
 
     def on_epoch(self, trial_id: str, result: dict[str, Any]) -> bool:

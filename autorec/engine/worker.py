@@ -30,13 +30,21 @@ WATCHDOG_MARGIN_S = 10.0  # seconds past the limit after which the GIL-free watc
 _spaces: dict[str, Any] = {}
 
 
-def _space(spec: str, options: dict[str, Any], source: dict[str, str] | None = None):
-    """Spaces are cached per worker process: with reused actors, data loads once per process."""
-    from autorec.space import load_space
+def _space(spec: str, options: dict[str, Any], source: dict[str, str] | None = None,
+           objectives: list[str] = (), constraints: list[str] = ()):
+    """Spaces are cached per worker process: with reused actors, data loads once per process.
+    The search's own objectives and constraints are applied as in the driver: a space may compute
+    more (e.g. diversity metrics) when a search asks for them."""
+    from autorec.space import load_space, parse_constraint, parse_objective
 
-    key = repr((spec, sorted(options.items(), key=lambda kv: kv[0])))
+    key = repr((spec, sorted(options.items(), key=lambda kv: kv[0]), list(objectives),
+                list(constraints)))
     if key not in _spaces:
-        _spaces[key] = load_space(_local_spec(spec, source), options)
+        space = load_space(_local_spec(spec, source), options)
+        if objectives or constraints:
+            space.add_search_objectives([parse_objective(o) for o in objectives],
+                                        [parse_constraint(c) for c in constraints])
+        _spaces[key] = space
     return _spaces[key]
 
 
@@ -95,7 +103,8 @@ def _evaluate(config: dict[str, Any], report: Callable[[dict[str, float]], None]
     _limit_devices(float(config.get("gpus") or 0))
     node = socket.gethostname()
     try:
-        space = _space(config["space"], config["space_options"], config.get("space_source"))
+        space = _space(config["space"], config["space_options"], config.get("space_source"),
+                       config.get("objectives") or (), config.get("constraints") or ())
         candidate = space.validate(config["params"])
         member = SuiteMember.from_dict(config["member"])
         metrics = space.evaluate(candidate, member, report)

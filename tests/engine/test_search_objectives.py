@@ -97,3 +97,23 @@ def test_a_search_with_an_objective_and_a_constraint(ray_tmp, bowl):
     pareto = json.loads(runner.invoke(app, ["archive", "pareto", "--run", "bounded",
                                             "--json"]).stdout)
     assert pareto["objectives"] == [{"name": "score", "direction": "max"}]
+
+
+@pytest.mark.slow
+def test_a_diversity_objective_and_a_fairness_constraint_search_from_the_cli(ray_tmp):
+    """Issue 14's promise: the workers compute the metrics the search's objectives name."""
+    result = runner.invoke(app, [
+        "search", "--space", "architecture", "--dataset", "ml-100k", "--proposer", "random",
+        "--budget", "3", "--set", "models=[fm]", "--set", "max_epochs=1",
+        "--objective", "diversity.genre_coverage:max:0.2",
+        "--constraint", "fairness.auc_gap_gender<=0.2", "--run-name", "fair", "--json"])
+    assert result.exit_code == 0, result.output
+    archive = Archive("runs.db", create=False)
+    run = archive.get_run("fair")
+    reference = archive.get_candidate(run.reference_candidate_id)
+    assert reference.status == "done"
+    assert "valid_diversity.genre_coverage" in reference.objectives
+    assert "diversity.genre_coverage" in reference.reported  # the test twin, reported only
+    pareto = json.loads(runner.invoke(app, ["archive", "pareto", "--run", "fair", "--json"]).stdout)
+    assert [o["name"] for o in pareto["objectives"]] == [
+        "valid_auc", "params", "valid_diversity.genre_coverage"]
