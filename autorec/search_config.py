@@ -23,9 +23,9 @@ class SearchConfig(pydantic.BaseModel):
     space_settings: dict[str, Any] = pydantic.Field(default_factory=dict)
     proposer: str = pydantic.Field("agent", description="agent, tpe, random, best-of-n, portfolio")
     proposer_options: dict[str, Any] = pydantic.Field(default_factory=dict)
-    # 10 evaluations of the default search (the agent on ML-100K) take about five minutes on
-    # two cores: a newcomer's first search finishes while they read the README.
-    budget: int | None = pydantic.Field(10, ge=1, description="evaluations, the reference's included")
+    # 20 evaluations of the default search (the agent on ML-100K) take a few minutes on two
+    # cores: a newcomer's first search finishes while they read the README.
+    budget: int | None = pydantic.Field(20, ge=1, description="evaluations, the reference's included")
     max_time: float | None = pydantic.Field(None, gt=0, description="seconds of wall time")
     patience: int | None = pydantic.Field(
         None, ge=1, description="stop after this many finished candidates without a better fitness"

@@ -221,7 +221,7 @@ def test_a_relative_space_file_reaches_the_workers(ray_tmp, bowl, tmp_path, monk
 
 def test_help_shows_every_default():
     text = runner.invoke(app, ["search", "--help"], env={"COLUMNS": "300"}).stdout
-    for default in ("default: architecture", "default: agent", "default: 10", "default: ml-100k",
+    for default in ("default: architecture", "default: agent", "default: 20", "default: ml-100k",
                     "default: local", "default: 1", "default: 0"):
         assert default in text, default
 
