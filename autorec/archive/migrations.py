@@ -20,6 +20,7 @@ from autorec.archive.errors import ArchiveError
 from autorec.archive.tables import TABLES, SchemaVersion
 
 Migration = Callable[[sa.Connection], None]
+SCHEMA_LOCK_KEY = 0x6175746F726563  # "autorec": the advisory lock that serialises schema changes
 
 
 
@@ -77,6 +78,11 @@ def open_schema(engine: sa.Engine, target: Target, create: bool) -> int:
     # Another process may have created or upgraded it since the look above: decide again, under
     # the write lock.
     with engine.execution_options(**{WRITE: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two searches starting on one new database would both create the tables, and
+            # PostgreSQL's catalogue refuses the second (pg_type unique violation): take a
+            # transaction-scoped advisory lock, so the second waits and then finds the archive.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         current, has_tables = _probe(conn)
         if current is None:
             if has_tables:

@@ -172,3 +172,26 @@ def test_report_and_pareto_read_a_postgres_archive(pg_url, tmp_path):
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "validation chose <b>#4</b>" in page and 'data-figure="lineage"' in page
+
+
+def _open_new_archive(url: str, barrier) -> str:
+    barrier.wait()
+    try:
+        Archive(url).close()
+        return "ok"
+    except Exception as err:  # noqa: BLE001 - reported to the test
+        return f"{type(err).__name__}: {err}"
+
+
+def test_searches_starting_at_once_on_a_new_database_create_it_once(pg):
+    """Without a lock, the second CREATE TABLE on a fresh PostgreSQL database fails on the
+    catalogue's unique index (pg_type), which made one of two simultaneous searches fail."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        url = pg.create_database(f"race{round_}")
+        barrier = context.Manager().Barrier(4)
+        with context.Pool(4) as pool:
+            outcomes = pool.starmap(_open_new_archive, [(url, barrier)] * 4)
+        assert outcomes == ["ok"] * 4
