@@ -236,21 +236,39 @@ def train(
     **settings: Any,
 ) -> "TrainResult":
     """Train one model of the suite; `settings` are model and training settings (`epochs=3`)."""
-    from autorec.data import load_dataset
-    from autorec.models import MODELS, model_class
     from autorec.train_spec import validate_spec
-    from autorec.trainer import split_settings, train_model
 
     values = {"model": model, "dataset": dataset, "task": task, "split": split,
               "settings": settings}
     spec = validate_spec({k: v for k, v in values.items() if v is not None}, "train")
-    model_class(spec.model)  # an unknown model fails here, before any data is loaded
+    return train_spec(spec, check_train_spec(spec))
+
+
+def check_train_spec(spec) -> str:
+    """Everything about a training spec that can be refused before data loads; its task."""
+    from autorec.models import MODELS, model_class
+    from autorec.trainer import split_settings
+
+    model_class(spec.model)  # an unknown model fails here, listing the known ones
     model_task = MODELS[spec.model].task
     if spec.task and spec.task != model_task:
         raise ConfigError(f"model '{spec.model}' is a {model_task} model, not {spec.task}")
     if spec.split and model_task != "ctr":
-        raise ConfigError("split applies to the ctr task only")
+        raise ConfigError("--split applies to the ctr task only")
     split_settings(spec.model, spec.settings, model_task)  # bad settings fail before data loads
+    return model_task
+
+
+def train_data(spec, model_task: str):
+    """The spec's dataset as its model's task (an unknown or missing dataset fails here)."""
+    from autorec.data import load_dataset
+
     options = {"split": spec.split} if spec.split else {}
-    data = load_dataset(spec.dataset).task(model_task, **options)
-    return train_model(spec.model, data, spec.settings)
+    return load_dataset(spec.dataset).task(model_task, **options)
+
+
+def train_spec(spec, model_task: str) -> "TrainResult":
+    """Load the spec's data and train it (after `check_train_spec`)."""
+    from autorec.trainer import train_model
+
+    return train_model(spec.model, train_data(spec, model_task), spec.settings)

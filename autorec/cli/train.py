@@ -23,10 +23,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
 ) -> None:
     """Train MODEL on DATASET and report test metrics, size and speed."""
-    from autorec.data import load_dataset
-    from autorec.models import MODELS, model_class
+    from autorec.api import check_train_spec, train_data
     from autorec.train_spec import read_config_file, validate_spec
-    from autorec.trainer import split_settings, train_model
+    from autorec.trainer import train_model
 
     values = read_config_file(config) if config else {}
     source = config or "command line"
@@ -36,17 +35,8 @@ def train(
         raise ConfigError("no model given: pass --model NAME or --config FILE")
     values["settings"] = {**values.get("settings", {}), **parse_assignments(assignments)}
     spec = validate_spec(values, source)
-
-    model_class(spec.model)  # an unknown model fails here, before any data is loaded
-    model_task = MODELS[spec.model].task
-    if spec.task and spec.task != model_task:
-        raise ConfigError(f"model '{spec.model}' is a {model_task} model, not {spec.task}")
-    if spec.split and model_task != "ctr":
-        raise ConfigError("--split applies to the ctr task only")
-    split_settings(spec.model, spec.settings, model_task)  # bad settings fail before data loads
-    options = {"split": spec.split} if spec.split else {}
-    data = load_dataset(spec.dataset).task(model_task, **options)
-
+    model_task = check_train_spec(spec)  # everything refusable, before any data loads
+    data = train_data(spec, model_task)
     if not as_json:
         console.print(f"training [bold]{spec.model}[/] on {spec.dataset} ({model_task}) ...")
     result = train_model(spec.model, data, spec.settings)

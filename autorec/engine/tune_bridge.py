@@ -36,18 +36,13 @@ class RayError(AutorecError):
 _DRIVERS: dict[int, SearchDriver] = {}
 
 
-class AutorecSearcher(Searcher):
-    """Forwards Tune's two questions to the driver: what next, and what came of it."""
+class DriverByKey:
+    """Tune pickles its config, searcher and scheduler included, to save experiment state. The
+    driver (an archive, a proposer, a progress bar) stays in this process: a pickled object
+    carries only a key to it. The archive, not Tune's state, is what a resumed search reads."""
 
-    def __init__(self, driver: SearchDriver):
-        super().__init__(metric=None, mode=None)
-        self.driver = driver
-        self._started: dict[str, float] = {}  # trial id -> when it was handed to Tune
-        self.ended: set[str] = set()  # trials whose worker ended itself at the time limit
+    driver: SearchDriver
 
-    # Tune pickles its config, searcher included, to save experiment state. The driver (an
-    # archive, a proposer, a progress bar) stays in this process: a pickled searcher carries only
-    # a key to it. The archive, not Tune's state, is what a resumed search reads.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         _DRIVERS[id(self.driver)] = state.pop("driver")
@@ -58,6 +53,16 @@ class AutorecSearcher(Searcher):
         state = dict(state)
         self.driver = _DRIVERS.get(state.pop("_driver_key"))
         self.__dict__.update(state)
+
+
+class AutorecSearcher(DriverByKey, Searcher):
+    """Forwards Tune's two questions to the driver: what next, and what came of it."""
+
+    def __init__(self, driver: SearchDriver):
+        super().__init__(metric=None, mode=None)
+        self.driver = driver
+        self._started: dict[str, float] = {}  # trial id -> when it was handed to Tune
+        self.ended: set[str] = set()  # trials whose worker ended itself at the time limit
 
     # Tune swallows or wraps what a searcher raises; the driver keeps it and run_tune raises it
     # again once Tune has stopped.
@@ -96,24 +101,13 @@ class AutorecSearcher(Searcher):
             self.driver.fatal = err
 
 
-class AutorecScheduler(FIFOScheduler):
+class AutorecScheduler(DriverByKey, FIFOScheduler):
     """Tune runs trials first come, first served; the driver may stop one at a rung of
     successive halving (engine/fidelity.py). Tune asks the scheduler before the searcher."""
 
     def __init__(self, driver: SearchDriver):
         super().__init__()
         self.driver = driver
-
-    def __getstate__(self) -> dict[str, Any]:  # pickled with Tune's state: see AutorecSearcher
-        state = self.__dict__.copy()
-        _DRIVERS[id(self.driver)] = state.pop("driver")
-        state["_driver_key"] = id(self.driver)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        self.driver = _DRIVERS.get(state.pop("_driver_key"))
-        self.__dict__.update(state)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         try:
