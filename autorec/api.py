@@ -15,11 +15,9 @@ Settings are SearchConfig's fields (the CLI's flags, with underscores); a bad on
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import yaml
 
 from autorec.errors import ConfigError
 
@@ -207,15 +205,10 @@ def search_config_from(
 
 def read_seed_candidates(path: str | Path) -> list[dict[str, Any]]:
     """A YAML or JSON list of candidate params (or {candidates: [...]}), checked for shape."""
+    from autorec.train_spec import read_yaml_or_json
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"seed candidates file {path} does not exist")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"seed candidates file {path} is not valid YAML/JSON: {first}") from None
+    data = read_yaml_or_json(path, "seed candidates file")
     if isinstance(data, dict) and "candidates" in data:
         data = data["candidates"]
     if not isinstance(data, list) or not data:

@@ -25,17 +25,23 @@ class TrainSpec(pydantic.BaseModel):
     provenance: dict[str, Any] | None = None
 
 
+def read_yaml_or_json(path: str | Path, what: str = "config file") -> Any:
+    """A file's YAML (or, for .json, JSON) content, or a ConfigError naming `what` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{what} {path} is not valid YAML/JSON: {first_line}") from None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping, or a ConfigError that names the file and the problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"config file {path} is not valid YAML/JSON: {first_line}") from None
+    data = read_yaml_or_json(path)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     return data
