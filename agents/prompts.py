@@ -7,7 +7,10 @@ from the archive graph: the parent(s) with metrics, the parent's children and wh
 the global top-k, the parent's nearest neighbours, and recent failures with their error text.
 
 Every section is capped (see `Limits`), and the whole prompt is kept under `Limits.max_chars`
-by dropping the least useful sections first: small local models have small contexts.
+by dropping the least useful sections first: small local models have small contexts. A space's
+whole-text fields (`SearchSpace.text_fields`, e.g. a prompt template) are never cut: a
+candidate's params are shown with those fields whole (up to their schema `maxLength`) and the
+`params_chars` cap applies to the rest; a change to one is summarised by its length.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from autorec.agents.base import CandidateSummary
 from autorec.agents.graph import ArchiveGraph, FieldRange, field_ranges
 from autorec.agents.llm.base import Message
-from autorec.agents.reply import shorten
+from autorec.agents.reply import shorten, text_fields
 
 MODES = ("refine", "compare", "combine", "restart")
 TEMPLATES = (*MODES, "system", "repair", "duplicate")
@@ -46,6 +49,8 @@ class Limits:
     error_chars: int = 200  # per failure's error text
     params_chars: int = 400  # per candidate's params
     knowledge_chars: int = 1_500
+    # The space's whole-text fields and their maxLength, shown uncut (set by build_messages).
+    whole_text: tuple[tuple[str, int], ...] = ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,11 +127,20 @@ def compact_schema(schema: dict[str, Any]) -> str:
 # Rendering archive nodes.
 
 
-def show_params(params: Any, limit: int) -> str:
+def show_params(params: Any, limit: int, whole: tuple[tuple[str, int], ...] = ()) -> str:
+    """Params as compact JSON, cut at `limit` characters plus the encoded length of each
+    whole-text field in `whole` (bounded by its maxLength, every character escaped), so those
+    fields and `limit` characters of everything else are shown."""
     try:
         text = json.dumps(params, separators=(",", ":"), ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = repr(params)
+    if isinstance(params, dict):
+        for name, max_length in whole:
+            value = params.get(name)
+            if isinstance(value, str):
+                encoded = len(json.dumps(value, ensure_ascii=False)) + len(name) + 4
+                limit += min(encoded, 2 * max_length + len(name) + 6)
     return shorten(text, limit)
 
 
@@ -154,7 +168,7 @@ def show_node(node: CandidateSummary, limits: Limits) -> str:
         if node.operator
         else f"generation {node.generation}"
     )
-    shown = show_params(node.params, limits.params_chars)
+    shown = show_params(node.params, limits.params_chars, limits.whole_text)
     return f"#{node.id} ({how}) {show_metrics(node)}\n  {shown}"
 
 
@@ -168,13 +182,15 @@ def show_outcome(node: CandidateSummary, parent: CandidateSummary | None, limits
             outcome += f" ({verdict}: {delta:+.4g} vs parent)"
     else:
         outcome = f"{node.status}: {shorten(node.error or 'no error text', limits.error_chars)}"
-    changes = differences(parent.params, node.params) if parent is not None else []
+    whole = [name for name, _ in limits.whole_text]
+    changes = differences(parent.params, node.params, whole) if parent is not None else []
     changed = ", ".join(changes[:6]) or "nothing (same values)"
     return f"#{node.id} via {node.operator or '?'}: changed {changed} -> {outcome}"
 
 
-def differences(a: Any, b: Any) -> list[str]:
-    """'key a -> b' for each top-level key whose value differs."""
+def differences(a: Any, b: Any, whole: Any = ()) -> list[str]:
+    """'key a -> b' for each top-level key whose value differs; a whole-text field (`whole`)
+    as 'key N-char text -> M-char text', its texts being shown whole where the params are."""
     if not isinstance(a, dict) or not isinstance(b, dict):
         return []
     out = []
@@ -184,14 +200,16 @@ def differences(a: Any, b: Any) -> list[str]:
             same = x == y
         except Exception:
             same = False
-        if not same:
+        if not same and key in whole and isinstance(x, str) and isinstance(y, str):
+            out.append(f"{key} {len(x)}-char text -> {len(y)}-char text")
+        elif not same:
             out.append(f"{key} {show_number(x)} -> {show_number(y)}")
     return out
 
 
 def show_failure(node: CandidateSummary, limits: Limits) -> str:
     error = shorten(" ".join(str(node.error or "").split()), limits.error_chars)
-    params = show_params(node.params, limits.params_chars // 2)
+    params = show_params(node.params, limits.params_chars // 2, limits.whole_text)
     return f"#{node.id} ({node.operator or '?'}, {node.status}) {params}\n  error: {error}"
 
 
@@ -301,9 +319,10 @@ def _sections(request: PromptRequest, graph: ArchiveGraph, limits: Limits) -> di
         ]
     if len(parents) > 1:
         sections["other"] = [show_node(parents[1], limits)]
+        whole = [name for name, _ in limits.whole_text]
         sections["differences"] = [
             "- " + d.replace(" -> ", " (A) vs ", 1) + " (B)"
-            for d in differences(parents[0].params, parents[1].params)
+            for d in differences(parents[0].params, parents[1].params, whole)
         ]
     sections["top"] = [show_node(n, limits) for n in graph.top(limits.top_k, exclude=parent_ids)]
     sections["failures"] = [show_failure(n, limits) for n in graph.failures(limits.failures)]
@@ -321,7 +340,9 @@ def _render(request: PromptRequest, sections: dict[str, list[str]], limits: Limi
     hint = request.hint
     if request.avoid:
         notes = [
-            template("duplicate").substitute(params=show_params(p, limits.params_chars)).strip()
+            template("duplicate")
+            .substitute(params=show_params(p, limits.params_chars, limits.whole_text))
+            .strip()
             for p in request.avoid[-2:]
         ]
         hint = "\n".join([*notes, hint]).strip()
@@ -342,6 +363,7 @@ def build_messages(
     """The chat messages for one LLM call, within `limits.max_chars`."""
     if request.mode not in MODES:
         raise ValueError(f"unknown prompt mode '{request.mode}'; known: {', '.join(MODES)}")
+    limits = dataclasses.replace(limits, whole_text=tuple(text_fields(space).items()))
     system = system if system is not None else system_message(space, limits)
     sections = _sections(request, graph, limits) if request.mode != "restart" else {}
     user = _render(request, sections, limits)

@@ -22,6 +22,10 @@ MAX_STARTS = 64  # opening braces tried before giving up on finding an object
 MAX_RATIONALE = 200
 MAX_ERROR = 600
 MAX_STORED_CHARS = 4_000  # an invalid reply's object is stored as params only up to this size
+REPAIR_ECHO_CHARS = 2_000  # the failed reply, as repeated back to the model in a repair round
+# Reply tokens per character of a whole-text field, counted low (JSON escapes, odd words) so the
+# budget holds the field at its full length: SmolLM2's tokenizer writes English prose at about 4.
+TEXT_CHARS_PER_TOKEN = 2.0
 
 
 @dataclasses.dataclass
@@ -173,6 +177,36 @@ def _finite_json(value: Any, depth: int = 0) -> bool:
     return True
 
 
+def text_fields(space) -> dict[str, int]:
+    """The space's whole-text fields (`SearchSpace.text_fields`) with their schema `maxLength`:
+    the agent carries these whole, so each must declare its bound (a pydantic `max_length`)."""
+    names = tuple(getattr(space, "text_fields", ()) or ())
+    if not names:
+        return {}
+    properties = space.schema().get("properties") or {}
+    bounds = {}
+    for name in names:
+        node = properties.get(name) or {}
+        options = [node, *node.get("anyOf", [])]
+        limit = next((o["maxLength"] for o in options if isinstance(o.get("maxLength"), int)), None)
+        if limit is None:
+            from autorec.errors import SpaceError
+
+            raise SpaceError(
+                f"space '{getattr(space, 'name', '?')}': text field '{name}' needs a max_length "
+                "in its Candidate (the agent sizes its replies from it)"
+            )
+        bounds[name] = limit
+    return bounds
+
+
+def reply_tokens(space, max_tokens: int) -> int:
+    """The reply budget for `space`: `max_tokens` for everything else, plus room for each
+    whole-text field at its maximum length (other spaces: `max_tokens` as given)."""
+    chars = sum(text_fields(space).values())
+    return max_tokens + math.ceil(chars / TEXT_CHARS_PER_TOKEN)
+
+
 def clean_rationale(value: Any) -> str:
     if not isinstance(value, str):
         return ""
@@ -227,6 +261,10 @@ def ask(
     """
     calls: list[Completion] = []
     conversation = list(messages)
+    # A space with whole-text fields (a prompt template) gets the tokens to write them in full,
+    # and a repair round repeats its failed reply whole.
+    max_tokens = reply_tokens(space, max_tokens)
+    echo_chars = REPAIR_ECHO_CHARS + 2 * sum(text_fields(space).values())
     parsed, text = ParsedReply(None, error="no reply"), ""
     for attempt in range(repairs + 1):
         try:
@@ -251,7 +289,7 @@ def ask(
         if attempt < repairs and repair_prompt is not None:
             conversation = [
                 *conversation,
-                {"role": "assistant", "content": shorten(text, 2_000)},
+                {"role": "assistant", "content": shorten(text, echo_chars)},
                 {"role": "user", "content": repair_prompt(parsed.error)},
             ]
     return Answer(parsed, calls, text)

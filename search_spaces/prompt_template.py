@@ -1,4 +1,4 @@
-"""`prompt_template`: the prompt of the `llm_ranker`, searched like any other model's knobs.
+"""`prompt_templates`: the prompt of the `llm_ranker`, searched like any other model's knobs.
 
 A candidate is the instruction text, the template text (the user turn, with placeholders) and
 the structured knobs: history length and selection, similarity, item fields shown, answer
@@ -98,7 +98,7 @@ def candidate_class(fields: tuple[str, ...], history_max: int, lora_steps_max: i
 class PromptTemplateSpace(TrainedModelSpace):
     """The llm_ranker's prompt: instruction and template text plus its structured knobs."""
 
-    name: ClassVar[str] = "prompt_template"
+    name: ClassVar[str] = "prompt_templates"
     version: ClassVar[str] = "1"
     Candidate: ClassVar[type[pydantic.BaseModel]] = PromptCandidate
     # A 1% relative AUC gain outweighs a 50% shorter prompt: length only breaks near-ties.
@@ -108,6 +108,9 @@ class PromptTemplateSpace(TrainedModelSpace):
     ]
     reported_metrics: ClassVar[list[str]] = ["auc", "logloss"]
     needs_dataset: ClassVar[bool] = True
+    # The LLM agent writes these whole: shown uncut in its prompts, with the reply tokens to
+    # write them at their maximum length (agents/reply.py `reply_tokens`).
+    text_fields: ClassVar[tuple[str, ...]] = ("instruction", "template")
     RUN_SETTINGS = ("threads",)
 
     def __init__(self, options: SpaceOptions | None = None):
@@ -115,18 +118,18 @@ class PromptTemplateSpace(TrainedModelSpace):
         if self.options.dataset is None:  # a contract that predates DEFAULT_DATASET
             self.options = self.options.model_copy(update={"dataset": "ml-100k"})
         if self.options.task not in (None, "ctr"):
-            raise ConfigError(f"prompt_template space: the llm_ranker is a ctr model, not {self.options.task}")
+            raise ConfigError(f"prompt_templates space: the llm_ranker is a ctr model, not {self.options.task}")
         self.settings = self._checked_settings(self.options.settings)
         from autorec.data import load_dataset
         from autorec.data.catalog import item_catalog
 
         dataset = load_dataset(self.options.dataset)
         if "ctr" not in dataset.tasks:
-            raise ConfigError(f"prompt_template space: dataset '{self.options.dataset}' has no ctr task")
+            raise ConfigError(f"prompt_templates space: dataset '{self.options.dataset}' has no ctr task")
         self.fields: tuple[str, ...] = item_catalog(dataset).fields
         if not self.fields:
             raise ConfigError(
-                f"prompt_template space: dataset '{self.options.dataset}' has no item text "
+                f"prompt_templates space: dataset '{self.options.dataset}' has no item text "
                 "(declare `type: text` columns in a csv/parquet schema)"
             )
         self.Candidate = self.candidate_class()
@@ -139,9 +142,9 @@ class PromptTemplateSpace(TrainedModelSpace):
             if key in settings:
                 value = settings[key]
                 if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                    raise ConfigError(f"prompt_template space: {key} must be an integer >= {low}")
+                    raise ConfigError(f"prompt_templates space: {key} must be an integer >= {low}")
         if settings.get("history_max", 0) > 20:
-            raise ConfigError("prompt_template space: history_max must be at most 20")
+            raise ConfigError("prompt_templates space: history_max must be at most 20")
         return settings
 
     def candidate_class(self) -> type[pydantic.BaseModel]:

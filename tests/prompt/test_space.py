@@ -1,4 +1,4 @@
-"""The prompt_template space: what it accepts, what it refuses, and a short real search."""
+"""The prompt_templates space: what it accepts, what it refuses, and a short real search."""
 
 import os
 import pickle
@@ -15,22 +15,30 @@ OPTIONS = {"dataset": "ml-100k", "settings": {"max_eval_rows": 8, "history_max":
 
 
 class TestConformance(SpaceConformance):
-    space_spec = "prompt_template"
+    space_spec = "prompt_templates"
     options = OPTIONS
     run_evaluate = False  # the short search below evaluates for real
 
 
 @pytest.fixture(scope="module")
 def space():
-    return load_space("prompt_template", OPTIONS)
+    return load_space("prompt_templates", OPTIONS)
 
 
 def test_registered_with_validation_objectives_and_test_reports(space):
-    assert "prompt_template" in builtin_spaces()
+    assert "prompt_templates" in builtin_spaces() and space.name == "prompt_templates"
     assert [o.name for o in space.objectives] == ["valid_auc", "prompt_tokens"]
     assert [o.direction for o in space.objectives] == ["max", "min"]
     assert space.reported_metrics == ["auc", "logloss"] and space.needs_dataset
     assert space.suite()[0].model == "llm_ranker"
+
+
+def test_the_former_name_loads_the_same_space_and_is_listed_once():
+    # Archives and configs written before the rename store "prompt_template".
+    from autorec.space import load_space_class, space_names
+
+    assert load_space_class("prompt_template") is load_space_class("prompt_templates")
+    assert "prompt_templates" in space_names() and "prompt_template" not in space_names()
 
 
 @pytest.mark.parametrize("params, reason", [
@@ -80,11 +88,11 @@ def test_trainer_settings_train_the_same_ranker(space):
 
 def test_bad_settings_and_datasets_are_config_errors():
     with pytest.raises(ConfigError, match="unknown setting"):
-        load_space("prompt_template", {"settings": {"rows": 3}})
+        load_space("prompt_templates", {"settings": {"rows": 3}})
     with pytest.raises(ConfigError, match="max_eval_rows must be an integer"):
-        load_space("prompt_template", {"settings": {"max_eval_rows": 0}})
+        load_space("prompt_templates", {"settings": {"max_eval_rows": 0}})
     with pytest.raises(ConfigError, match="no item text"):
-        load_space("prompt_template", {"dataset": "synthetic"})
+        load_space("prompt_templates", {"dataset": "synthetic"})
 
 
 @pytest.mark.slow
@@ -101,7 +109,7 @@ def test_a_short_tpe_search_scores_templates_on_the_same_rows(tmp_path, monkeypa
     if not link.exists():
         link.symlink_to(folder)
     result = api.search(
-        "prompt_template", proposer="tpe", budget=2, workers=1, threads=1, dataset="ml-100k",
+        "prompt_templates", proposer="tpe", budget=2, workers=1, threads=1, dataset="ml-100k",
         space_settings={"max_eval_rows": 6, "history_max": 1, "lora_steps_max": 0},
         db=tmp_path / "runs.db",
     )  # fmt: skip

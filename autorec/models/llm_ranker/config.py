@@ -17,7 +17,7 @@ MAX_HISTORY = 20  # the pool is the dataset's hist_items, 20 on MovieLens
 
 
 class PromptSettings(pydantic.BaseModel):
-    """What a prompt shows: the knobs the `prompt_template` space searches, LoRA included."""
+    """What a prompt shows: the knobs the `prompt_templates` space searches, LoRA included."""
 
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
 
