@@ -349,12 +349,68 @@ def _run_epoch(
     return total / rows
 
 
+# The splits a streaming evaluation replays before scoring a split (see _streamed_logits).
+STREAM_BEFORE = {"train": (), "valid": ("train",), "test": ("train", "valid")}
+
+
+def time_order(split: TensorSplit) -> torch.Tensor:
+    """Row indices in event-time order, ties in file order; file order without timestamps.
+
+    Every split keeps its rows in file order (autorec.data.tasks), which for ML-100K is not time
+    order, so a streaming evaluation sorts."""
+    if split.timestamp is None:
+        return torch.arange(len(split))
+    return torch.sort(split.timestamp, stable=True).indices
+
+
 class _CTRLoop:
     def __init__(self, model: CTRModel, data: CTRData, device: torch.device):
         self.model, self.data, self.device = model, data, device
         self.loss_fn = nn.BCEWithLogitsLoss()
         # Regularisers a module adds to the loss (iHAS's gate penalties), read after each forward.
         self.loss_terms = [m for m in model.modules() if callable(getattr(m, "extra_loss", None))]
+        self.streaming = callable(getattr(model, "observe", None))
+
+    @torch.no_grad()
+    def _streamed_logits(self, split_name: str, batch_size: int) -> torch.Tensor:
+        """Logits of one split scored as a stream, for models that learn from labels at
+        inference (ReLoop2's error memory).
+
+        The hook: a CTR model with `observe(batch, labels, logits)` and `reset_memory()` is told
+        each evaluated batch's labels right after scoring it, as production learns them after
+        serving, so a row's own label never reaches its own score. Each pass starts from an empty
+        memory and replays the splits before this one (train; then valid before test) the same
+        way with their logits discarded, then streams this split; all in event-time order
+        (`time_order`), in batches of `batch_size`. `memory_capacity`, when the model has it,
+        bounds the replay to the newest rows it can keep. Logits come back in the split's own
+        row order. Models without `observe` are scored plainly, in file order.
+        """
+        self.model.eval()
+        self.model.reset_memory()
+        replay = [getattr(self.data, name) for name in STREAM_BEFORE[split_name]]
+        capacity = getattr(self.model, "memory_capacity", None)
+        skip = sum(map(len, replay)) - capacity if capacity is not None else 0
+        for split in replay:  # the oldest rows would be overwritten anyway
+            order = time_order(split)
+            cut = min(max(skip, 0), len(order))
+            self._stream(split, order[cut:], batch_size)
+            skip -= cut
+        split = getattr(self.data, split_name)
+        order = time_order(split)
+        logits = torch.empty(len(split))
+        logits[order] = self._stream(split, order, batch_size)
+        return logits
+
+    def _stream(self, split: TensorSplit, order: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Score `order`'s rows batch by batch, each batch observed right after its scoring."""
+        out = []
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            batch = _to(split.batch(index), self.device)
+            logits = self.model(batch)
+            self.model.observe(batch, split.label[index].to(self.device), logits)
+            out.append(logits.cpu())
+        return torch.cat(out) if out else torch.empty(0)
 
     def rows(self, split: str) -> int:
         return len(getattr(self.data, split))
@@ -374,7 +430,10 @@ class _CTRLoop:
         return _run_epoch(len(split), batch_loss, optimiser, batch_size, generator)
 
     @torch.no_grad()
-    def _logits(self, split: TensorSplit, batch_size: int) -> torch.Tensor:
+    def _logits(self, split_name: str, batch_size: int) -> torch.Tensor:
+        if self.streaming:
+            return self._streamed_logits(split_name, batch_size)
+        split = getattr(self.data, split_name)
         self.model.eval()
         return torch.cat(
             [
@@ -385,7 +444,7 @@ class _CTRLoop:
 
     def evaluate(self, split_name: str, batch_size: int) -> dict[str, float]:
         split = getattr(self.data, split_name)
-        logits = self._logits(split, batch_size)
+        logits = self._logits(split_name, batch_size)
         probabilities = torch.sigmoid(logits.double())
         return {"auc": auc(logits, split.label), "logloss": logloss(probabilities, split.label)}
 
@@ -393,7 +452,7 @@ class _CTRLoop:
         """The beyond-accuracy metrics of `families` on one split (autorec.metrics_extra)."""
         if not families:
             return {}
-        logits = self._logits(getattr(self.data, split_name), batch_size)
+        logits = self._logits(split_name, batch_size)
         return ctr_extras(self.data, split_name, logits, self.model, families)
 
 

@@ -52,10 +52,15 @@ class Feature:
 
 @dataclasses.dataclass
 class TensorSplit:
-    """Rows of one split: feature columns by name, and a float label in {0, 1}."""
+    """Rows of one split: feature columns by name, and a float label in {0, 1}.
+
+    `timestamp` is each row's event time where the source has one: not a model input, only the
+    order in which a streaming evaluation replays the rows (trainer: models with `observe`).
+    """
 
     columns: dict[str, torch.Tensor]
     label: torch.Tensor
+    timestamp: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])

@@ -364,8 +364,12 @@ def make_ctr(
     label: np.ndarray,
     indices: tuple[np.ndarray, np.ndarray, np.ndarray],
     protocol: dict[str, Any],
+    timestamps: np.ndarray | None = None,
 ) -> CTRData:
-    """Cut encoded columns into the three splits, standardise numerics, hash the assignment."""
+    """Cut encoded columns into the three splits, standardise numerics, hash the assignment.
+
+    `timestamps` (one per row, file order) ride along as each split's `timestamp`; they are no
+    feature and not part of the hash, which covers the assignment alone."""
     numeric = {f.name for f in features if f.kind == FeatureKind.NUMERIC}
     columns = {
         name: standardise(values, indices[0]) if name in numeric else values
@@ -377,6 +381,7 @@ def make_ctr(
         return TensorSplit(
             {name: torch.from_numpy(np.ascontiguousarray(v[rows])) for name, v in columns.items()},
             torch.from_numpy(label[rows]),
+            None if timestamps is None else torch.from_numpy(np.asarray(timestamps)[rows]),
         )
 
     train, valid, test = (cut(rows) for rows in indices)
@@ -418,7 +423,8 @@ def build_ctr(data: Interactions, split: str = "user_time") -> CTRData:
         "rows": [len(rows) for rows in indices],
     }
     return make_ctr(
-        data.dataset, columns, features, data.events["label"].to_numpy(), indices, protocol
+        data.dataset, columns, features, data.events["label"].to_numpy(), indices, protocol,
+        timestamps,
     )
 
 
