@@ -33,12 +33,18 @@ from autorec.models.llm_ranker.evaluate import eval_rows, fit_and_score
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def id_model_line(name: str, data, rows: int, seed: int) -> dict:
-    """An ID model of the suite (defaults, whole training split) scored on the sampled rows."""
+def id_model_line(name: str, data, rows: int, seed: int, llm: dict) -> dict:
+    """An ID model of the suite (defaults, whole training split) scored on the sampled rows.
+    `llm_hybrid`'s LLM (settings `llm`, zero-shot) scores exactly these rows, plus 256
+    training rows."""
     from autorec.trainer import train_model
 
+    settings: dict = {"seed": seed}
+    if name == "llm_hybrid":
+        settings.update(llm={**llm, "lora_steps": 0}, llm_rows=rows, llm_train_rows=256,
+                        llm_seed=seed)  # fmt: skip
     start = time.perf_counter()
-    module = train_model(name, data, {"seed": seed}).module.eval().cpu()
+    module = train_model(name, data, settings).module.eval().cpu()
     line = {"model": name, "seconds": time.perf_counter() - start}
     for split_name, prefix in (("valid", "valid_"), ("test", "")):
         split = getattr(data, split_name)
@@ -61,7 +67,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[64], help="k training rows for LoRA")
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--id-models", nargs="*", default=["mean", "deepfm"])
+    parser.add_argument("--id-models", nargs="*", default=["mean", "deepfm"],
+                        help="ID models scored on the same rows; llm_hybrid is DeepFM with the "
+                        "zero-shot LLM score as a feature")
     parser.add_argument("--settings", type=json.loads, default={},
                         help="more llm_ranker settings as JSON, e.g. a searched template")
     parser.add_argument("--label", default="", help="a name for these lines in the results")
@@ -71,16 +79,15 @@ def main() -> None:
     data = load_dataset(args.dataset).task("ctr", split=args.split)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lines = []
+    prompt = {"history_length": args.history, "history_selection": args.selection, **args.settings}
+    if args.fields:
+        prompt["fields"] = args.fields
     for name in args.id_models:
-        lines.append(id_model_line(name, data, args.rows, args.eval_seed))
+        lines.append(id_model_line(name, data, args.rows, args.eval_seed, prompt))
         record(args, lines[-1])
     runs = [(steps, k) for steps in args.lora for k in (args.pairs if steps else args.pairs[:1])]
     for steps, k in runs:
-        settings = {"history_length": args.history, "history_selection": args.selection,
-                    "lora_steps": steps, "lora_pairs": k, "lora_lr": args.lora_lr,
-                    **args.settings}
-        if args.fields:
-            settings["fields"] = args.fields
+        settings = {**prompt, "lora_steps": steps, "lora_pairs": k, "lora_lr": args.lora_lr}
         start = time.perf_counter()
         metrics = fit_and_score(data, settings, max_eval_rows=args.rows, eval_seed=args.eval_seed)
         line = {"model": "llm_ranker", **settings, **metrics,

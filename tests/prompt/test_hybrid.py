@@ -83,3 +83,4 @@ def test_registered_and_bad_llm_settings_are_refused_before_scoring():
     assert "llm_hybrid" in model_names("ctr")
     with pytest.raises(ConfigError, match="template"):
         LLMHybrid(load_dataset("ml-100k").task("ctr").features, {"llm": {"template": "{target}"}})
+
