@@ -216,3 +216,20 @@ def test_cli_trains_on_ml100k_global_time():
     payload = json.loads(result.output)
     assert payload["model"] == "reloop2" and payload["config"]["model"]["base"] == "deepfm"
     assert payload["metrics"]["auc"] > 0.6 and payload["valid_metrics"]["auc"] > 0.6
+
+
+def test_architecture_space_offers_reloop2_with_its_knobs():
+    from autorec.search_spaces.architecture import ArchitectureSpace
+    from autorec.space import SpaceOptions
+
+    space = ArchitectureSpace(SpaceOptions(dataset="ml-100k", task="ctr"))
+    candidate = space.validate({"model": "reloop2", "memory_size": 2000, "neighbours": 8,
+                                "mix": 0.25, "mlp_depth": 1, "mlp_width": 64})  # fmt: skip
+    settings = candidate.trainer_settings()
+    assert {k: settings[k] for k in ("memory_size", "neighbours", "mix", "hidden_units")} == {
+        "memory_size": 2000, "neighbours": 8, "mix": 0.25, "hidden_units": [64]}
+    model_config, _ = split_settings("reloop2", settings, "ctr")
+    assert model_config.base == "deepfm" and model_config.mix == 0.25
+    # Other families neither read nor store the memory knobs (their hashes stay as they were).
+    deepfm = space.validate({"model": "deepfm", "memory_size": 2000})
+    assert "memory_size" not in deepfm.model_dump() and "mix" not in deepfm.trainer_settings()
