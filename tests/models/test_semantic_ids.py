@@ -244,8 +244,8 @@ def test_a_short_training_on_ml100k_beats_random_ranking():
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     # A random ranking of ML-100K's ~1,600 unseen items scores NDCG@10 = sum over the top ten
-    # ranks of 1 / log2(rank + 1), divided by 1,600: about 0.003. Two epochs reach several times
-    # that.
+    # ranks of 1 / log2(rank + 1), divided by 1,600: about 0.003. Two epochs reach several
+    # times that.
     assert payload["valid_metrics"]["ndcg@10"] > 0.01
     assert payload["params"] < 60_000
 
