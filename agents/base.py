@@ -22,6 +22,10 @@ class Proposal:
     # Set when the proposer already knows the proposal is unusable (a reply that is not JSON):
     # the driver records it as invalid with this reason and evaluates nothing.
     error: str | None = None
+    # Set when the proposer itself decided not to spend an evaluation on a valid proposal (the
+    # portfolio's surrogate ranked it below TPE's draw): stored as "screened" with its LLM calls
+    # and this reason, never evaluated, never a parent.
+    screened: str | None = None
 
 
 @dataclasses.dataclass
@@ -30,7 +34,7 @@ class CandidateSummary:
 
     id: int
     params: dict[str, Any]
-    status: str  # done | failed | invalid | duplicate | pending | running
+    status: str  # done | failed | stopped | invalid | screened | duplicate | pending | running
     fitness: float | None
     objectives: dict[str, float]
     operator: str

@@ -108,6 +108,14 @@ class OptunaProposer(Proposer):
         summary = seen[key]
         return summary.fitness if summary.status == "done" else None
 
+    def withdraw(self, params: dict[str, Any]) -> None:
+        """Forget a proposal that will not be evaluated (another operator's won the slot): its
+        trial is failed, which Optuna's samplers ignore, and a later draw of the same params is
+        a new proposal again."""
+        number = self.trial_of.pop(candidate_hash(params), None)
+        if number is not None:
+            self._tell(number, None)
+
     def observe(self, result: CandidateResult) -> None:
         number = self.trial_of.get(candidate_hash(result.params))
         if number is None:

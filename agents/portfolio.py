@@ -13,6 +13,15 @@ which one made each candidate, and `observe` routes each result back to it. TPE 
 results of the other operators' candidates (when its sampler can represent them), so it models
 the whole archive rather than its own trials only.
 
+Screening (`screen`, on by default when TPE is an operator): a proposal from any other operator
+is scored by the archive surrogate (agents/surrogate.py, TPE's density ratio over the run's
+candidates) against the candidate TPE would draw for the same slot; when TPE's draw scores higher
+it is evaluated instead and the other proposal is stored as "screened" (with its LLM calls, never
+evaluated). A weak operator then costs LLM time, never an evaluation. Screening starts once
+`screen_after` candidates have finished; before that the surrogate knows too little. A screened
+proposal, a reply that repeats a known candidate, and an LLM reply that had to be mutated into a
+new candidate all count as failed plays of the operator that made them, at once.
+
 `agent`, the default proposer, is this portfolio with all three operators; `operators=llm` gives
 the pure LLM loop.
 """
@@ -31,6 +40,7 @@ from autorec.agents.base import CandidateResult, Proposal, ProposalContext, Prop
 from autorec.agents.graph import ArchiveGraph, is_selectable, pending_node
 from autorec.agents.mutation import MutationProposer, check_options
 from autorec.agents.optuna_proposers import TPEProposer
+from autorec.agents.surrogate import ArchiveSurrogate
 
 from autorec.errors import ConfigError
 from autorec.space import candidate_hash
@@ -51,6 +61,9 @@ class PortfolioProposer(Proposer):
         "ucb_c": "UCB exploration constant (default 0.5)",
         "share": "tell TPE the results of the other operators' candidates (default true)",
         "tpe_n_startup_trials": "TPE's random draws before it models the results (default 8)",
+        "screen": "evaluate another operator's proposal only when the archive surrogate ranks it "
+        "at least as high as TPE's draw (default true; needs tpe among the operators)",
+        "screen_after": "finished candidates before screening starts (default 8)",
     }
 
     def __init__(self, space, seed: int = 0, **options: Any):
@@ -65,9 +78,12 @@ class PortfolioProposer(Proposer):
         if self.window_size < 1 or self.ucb_c < 0:
             raise ConfigError(f"proposer '{self.name}': window must be >= 1 and ucb_c >= 0")
         share = options.get("share", True)
-        self.share = (
-            share if isinstance(share, bool) else str(share).lower() in ("1", "true", "yes")
-        )
+        self.share = _flag(share)
+        self.screen = _flag(options.get("screen", True)) and "tpe" in self.operators
+        try:
+            self.screen_after = int(options.get("screen_after", 8))
+        except (TypeError, ValueError):
+            raise ConfigError(f"proposer '{self.name}': screen_after must be an integer") from None
         self.ops: dict[str, Proposer] = {}
         for op in self.operators:
             if op == "llm":
@@ -86,6 +102,7 @@ class PortfolioProposer(Proposer):
         self.counts = {op: 0 for op in self.operators}  # proposals made
         self.results = {op: 0 for op in self.operators}  # rewards received
         self.rewards = {op: 0.0 for op in self.operators}  # their sum
+        self.screened = {op: 0 for op in self.operators}  # proposals TPE's draw replaced
         self.best: float | None = None
 
     def _parse_operators(self, value: Any) -> list[str]:
@@ -136,7 +153,7 @@ class PortfolioProposer(Proposer):
     # The proposer interface.
 
     def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
-        graph = ArchiveGraph(context.archive)
+        graph = ArchiveGraph(context.archive, self.space.schema())
         for node in graph.selectable():
             self._note_best(node.fitness)
         fitnesses = [node.fitness for node in graph.selectable()]
@@ -158,9 +175,24 @@ class PortfolioProposer(Proposer):
             if proposal is None:
                 break
             self.counts[chosen] += 1
-            if proposal.error is not None:
-                self._reward(chosen, 0.0)  # an unusable reply fails its operator at once
+            if proposal.error is None and chosen != "tpe" and self._screening(graph):
+                replaced = self._screen(proposal, sub_context, graph)
+                if replaced is not None:
+                    proposals.append(proposal)  # stored as screened, with its LLM calls
+                    self.screened[chosen] += 1
+                    self._reward(chosen, 0.0)  # it lost its slot: a failed play
+                    chosen, proposal = "tpe", replaced
+                    self.counts["tpe"] += 1
+            if proposal.error is not None or graph.contains(proposal.params):
+                # An unusable reply, or one that repeats a known candidate: a failed play at once
+                # (a duplicate gets no result the bandit could wait for).
+                self._reward(chosen, 0.0)
             else:
+                if chosen == "llm" and proposal.operator.endswith("+mutate"):
+                    # The LLM repeated itself and mutation made the candidate: the LLM's play
+                    # failed; the result is mutation's, when mutation is an operator.
+                    self._reward("llm", 0.0)
+                    chosen = "mutate" if "mutate" in self.ops else "llm"
                 parents = [graph.nodes[p] for p in proposal.parents if p in graph.nodes]
                 parent_fitness = [p.fitness for p in parents if is_selectable(p)]
                 baseline = max(parent_fitness) if parent_fitness else median
@@ -174,8 +206,32 @@ class PortfolioProposer(Proposer):
                 archive.append(
                     pending_node(next_id, proposal.params, proposal.operator, proposal.parents)
                 )
+                graph.add(archive[-1])
             proposals.append(proposal)
         return proposals
+
+    def _screening(self, graph: ArchiveGraph) -> bool:
+        return self.screen and len(graph.selectable()) >= self.screen_after
+
+    def _screen(
+        self, proposal: Proposal, context: ProposalContext, graph: ArchiveGraph
+    ) -> Proposal | None:
+        """TPE's draw for this slot when the surrogate ranks it above `proposal` (whose
+        `screened` reason is then set), else None (TPE's draw is withdrawn)."""
+        tpe = self.ops["tpe"]
+        drawn = tpe.propose(context, 1)
+        if not drawn:
+            return None
+        surrogate = ArchiveSurrogate(context.archive, graph.ranges)
+        mine, theirs = surrogate.score(proposal.params), surrogate.score(drawn[0].params)
+        if mine >= theirs:
+            tpe.withdraw(drawn[0].params)
+            return None
+        proposal.screened = (
+            f"screened: the archive surrogate ranks it below TPE's draw "
+            f"(log density ratio {mine:.3g} < {theirs:.3g})"
+        )
+        return drawn[0]
 
     def _forget_stale(self) -> None:
         """Drop pending proposals whose result never came (the engine found a duplicate, the
@@ -256,6 +312,7 @@ class PortfolioProposer(Proposer):
                 "window_plays": len(recent),
                 "window_mean": sum(recent) / len(recent) if recent else None,
                 "pending": sum(1 for e in self.pending.values() if e["op"] == op),
+                "screened": self.screened.get(op, 0),
                 "score": scores[op],
             }
         if isinstance(self.ops.get("llm"), LLMProposer):
@@ -272,6 +329,7 @@ class PortfolioProposer(Proposer):
             "counts": dict(self.counts),
             "results": dict(self.results),
             "rewards": dict(self.rewards),
+            "screened": dict(self.screened),
             "best": self.best,
             "ops": {op: proposer.state_dict() for op, proposer in self.ops.items()},
         }
@@ -285,7 +343,7 @@ class PortfolioProposer(Proposer):
             ((str(op), float(r)) for op, r in state.get("window", [])), maxlen=self.window_size
         )
         self.pending = {k: dict(v) for k, v in (state.get("pending") or {}).items()}
-        for attr in ("counts", "results", "rewards"):
+        for attr in ("counts", "results", "rewards", "screened"):
             values = getattr(self, attr)
             values.update(
                 {op: type(values.get(op, 0))(v) for op, v in (state.get(attr) or {}).items()}
@@ -300,6 +358,10 @@ class AgentProposer(PortfolioProposer):
     """The default proposer: the LLM agent beside TPE and mutation under the bandit."""
 
     name: ClassVar[str] = "agent"
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
 
 def _hash(params: Any) -> str:

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 
 from autorec.archive.connect import WRITE, Target, enable_wal
 from autorec.archive.errors import ArchiveError
-from autorec.archive.tables import TABLES, SchemaVersion
+from autorec.archive.tables import TABLES, UNIQUE_HASH_WHERE, SchemaVersion
 
 Migration = Callable[[sa.Connection], None]
 SCHEMA_LOCK_KEY = 0x6175746F726563  # "autorec": the advisory lock that serialises schema changes
@@ -30,7 +30,17 @@ def _v2_contract_and_reported(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE candidate ADD COLUMN reported JSON"))
 
 
-MIGRATIONS: list[Migration] = [_v2_contract_and_reported]
+def _v3_screened_candidates(conn: sa.Connection) -> None:
+    """Version 3: a screened candidate (never evaluated) does not own its params hash, so the
+    same params proposed again are evaluated rather than recorded as its duplicate."""
+    conn.execute(sa.text("DROP INDEX uq_candidate_run_hash"))
+    conn.execute(sa.text(
+        "CREATE UNIQUE INDEX uq_candidate_run_hash ON candidate (run_id, hash) "
+        f"WHERE {UNIQUE_HASH_WHERE}"
+    ))  # fmt: skip
+
+
+MIGRATIONS: list[Migration] = [_v2_contract_and_reported, _v3_screened_candidates]
 
 
 def latest_version() -> int:

@@ -29,7 +29,9 @@ from autorec.archive.tables import (
 DONE = CandidateStatus.DONE.value
 FAILED_STATUSES = (CandidateStatus.FAILED.value, CandidateStatus.INVALID.value)
 # What benchmarks count: proposals that consumed (or will consume) an evaluation.
-_UNEVALUATED = (CandidateStatus.INVALID.value, CandidateStatus.DUPLICATE.value)
+_UNEVALUATED = (
+    CandidateStatus.INVALID.value, CandidateStatus.DUPLICATE.value, CandidateStatus.SCREENED.value
+)
 
 
 class BestSoFar(NamedTuple):

@@ -423,6 +423,7 @@ class Archive:
                 Candidate.run_id == run_id,
                 Candidate.hash == key,
                 col(Candidate.duplicate_of).is_(None),
+                Candidate.status != CandidateStatus.SCREENED.value,
             )
         ).first()
 

@@ -43,6 +43,10 @@ class CandidateStatus(str, Enum):
     INVALID = "invalid"  # the proposal did not validate against the space's Candidate schema
     DUPLICATE = "duplicate"  # same params as an earlier candidate of the run (see duplicate_of)
     STOPPED = "stopped"  # stopped early by successive halving: partial metrics, no fitness
+    # A valid proposal the proposer chose not to evaluate (the portfolio's surrogate ranked it
+    # below TPE's draw): kept with its LLM calls and the reason; the same params proposed later
+    # are a new candidate, not its duplicate.
+    SCREENED = "screened"
 
 
 class EvaluationStatus(str, Enum):
@@ -163,6 +167,10 @@ class Run(SQLModel, table=True):
     space_contract: dict[str, Any] | None = Field(default=None, sa_type=JSONValue)
 
 
+# The candidates that own their params hash: originals (not duplicates) that are not screened.
+UNIQUE_HASH_WHERE = "duplicate_of IS NULL AND status <> 'screened'"
+
+
 class Candidate(SQLModel, table=True):
     """A proposal: its params, where it came from, and (once its suite is in) its fitness."""
 
@@ -174,8 +182,8 @@ class Candidate(SQLModel, table=True):
             "run_id",
             "hash",
             unique=True,
-            sqlite_where=sa.text("duplicate_of IS NULL"),
-            postgresql_where=sa.text("duplicate_of IS NULL"),
+            sqlite_where=sa.text(UNIQUE_HASH_WHERE),
+            postgresql_where=sa.text(UNIQUE_HASH_WHERE),
         ),
         # Also the index of the run_id foreign key.
         sa.Index("ix_candidate_run_status", "run_id", "status"),

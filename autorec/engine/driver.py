@@ -398,6 +398,13 @@ class SearchDriver:
                 operator=proposal.operator, rationale=proposal.rationale, status="invalid",
                 error=error,
             )
+        elif proposal.screened is not None:  # valid, but the proposer spends no evaluation on it
+            self.archive.admit(
+                self.run_id, candidate.model_dump(mode="json"), llm_calls=calls,
+                parents=proposal.parents, operator=proposal.operator,
+                rationale=proposal.rationale, status="screened", error=proposal.screened,
+            )
+            candidate = None
         else:
             row, evaluations = self.archive.admit(
                 self.run_id, candidate.model_dump(mode="json"), members=self.members.values(),

@@ -22,7 +22,9 @@ from autorec.archive.tables import Candidate, CandidateStatus, LLMCall, Run
 from autorec.errors import AutorecError
 
 # Proposals that cost no evaluation: left out of the evaluation axis (as Archive.best_so_far).
-UNEVALUATED = (CandidateStatus.INVALID.value, CandidateStatus.DUPLICATE.value)
+UNEVALUATED = (
+    CandidateStatus.INVALID.value, CandidateStatus.DUPLICATE.value, CandidateStatus.SCREENED.value
+)
 FAILED = (CandidateStatus.FAILED.value, CandidateStatus.INVALID.value)
 DONE = CandidateStatus.DONE.value
 

@@ -100,7 +100,14 @@ def run(portfolio, space, steps, fitness, archive=None):
         proposals = portfolio.propose(ProposalContext(space, 1, archive, None, 0), 1)
         if not proposals:
             break
-        (proposal,) = proposals
+        *screened, proposal = proposals
+        for other in screened:  # stored, never evaluated
+            assert other.screened is not None
+            archive.append(
+                CandidateSummary(len(archive) + 1, other.params, "screened", None, {},
+                                 other.operator, other.parents, 1, other.screened)
+            )  # fmt: skip
+            made.append((other.operator, other.params, "screened"))
         cid = len(archive) + 1
         if proposal.error is not None:
             archive.append(
@@ -139,6 +146,7 @@ def run(portfolio, space, steps, fitness, archive=None):
 
 
 def stubbed(space, **options):
+    options.setdefault("screen", False)  # these tests are about the bandit alone
     portfolio = PortfolioProposer(space, seed=0, operators="tpe,mutate", **options)
     portfolio.operators = ["llm", "tpe", "mutate"]
     portfolio.ops = {
@@ -286,7 +294,8 @@ def test_a_seeded_portfolio_repeats_itself():
 
 def test_a_batch_spreads_over_operators_and_never_repeats():
     space = Bowl()
-    portfolio = load_proposer("portfolio", space, seed=0, backend=Scripted(['{"x": 2, "y": 2}']))
+    replies = [json.dumps({"x": i, "y": 2}) for i in range(1, 4)]
+    portfolio = load_proposer("portfolio", space, seed=0, backend=Scripted(replies))
     archive = [CandidateSummary(1, {"x": 0.0, "y": 0.0}, "done", 0.0, {}, "reference", [], 0)]
     batch = portfolio.propose(ProposalContext(space, 1, archive, None, 0), 6)
     assert len(batch) == 6

@@ -17,15 +17,24 @@ class Scripted(Proposer):
 
     name = "scripted"
 
-    def __init__(self, space, seed=0, params=(), tokens_in=0, tokens_out=0, cost=0.0):
+    def __init__(self, space, seed=0, params=(), tokens_in=0, tokens_out=0, cost=0.0,
+                 screened=()):  # fmt: skip
         super().__init__(space, seed)
         self.todo = [dict(p) for p in params]
         self.tokens_in, self.tokens_out, self.cost = int(tokens_in), int(tokens_out), float(cost)
+        self.screened = {int(i) for i in screened}  # positions in `params` proposed as screened
+        self.made = 0
         self.seen = []
 
     def propose(self, context, n):
         out, self.todo = self.todo[:n], self.todo[n:]
-        return [Proposal(params=p, operator="scripted", llm_calls=self._calls(p)) for p in out]
+        proposals = []
+        for params in out:
+            reason = "screened by the script" if self.made in self.screened else None
+            self.made += 1
+            proposals.append(Proposal(params=params, operator="scripted",
+                                      llm_calls=self._calls(params), screened=reason))
+        return proposals
 
     def _calls(self, params):
         if not (self.tokens_in or self.tokens_out or self.cost):

@@ -260,6 +260,7 @@ def test_counts_and_best_so_far(archive, run):
     second = archive.add_candidate(run.id, {"x": 2})
     archive.set_candidate_result(second.id, "failed", error="boom")
     archive.add_candidate(run.id, {"x": 0}, status="invalid", error="bad")
+    archive.add_candidate(run.id, {"x": 9}, status="screened", error="below TPE's draw")
     third = _done(archive, run.id, {"x": 3}, 3.0)
     _done(archive, run.id, {"x": 4}, 2.0)
 
@@ -271,7 +272,7 @@ def test_counts_and_best_so_far(archive, run):
     counts = archive.counts(run.id)
     assert counts["candidates"] == {
         "pending": 0, "running": 0, "done": 3, "failed": 1, "invalid": 1, "duplicate": 1,
-        "stopped": 0,
+        "stopped": 0, "screened": 1,
     }
     assert set(counts["evaluations"]) == {"pending", "running", "done", "failed", "timeout",
                                           "stopped"}

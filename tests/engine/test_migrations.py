@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from autorec.archive import Archive
 from autorec.archive.migrations import latest_version
 from autorec.cli import app
+from autorec.space import SuiteMember
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "archive_v1.db"
 runner = CliRunner()
@@ -42,3 +43,18 @@ def test_a_version_1_archive_upgrades_and_keeps_everything(tmp_path):
     listed = runner.invoke(app, ["archive", "list", "--db", str(path), "--json"])
     assert listed.exit_code == 0 and "v1-run" in listed.stdout
 
+
+
+def test_an_upgraded_archive_lets_screened_params_be_evaluated_later(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(ASSET, path)
+    with Archive(path, create=False) as archive:  # v1 -> latest, through every migration
+        run = archive.get_run("v1-run")
+        params = {"model": "fm", "lr": 0.5}
+        screened, _ = archive.admit(run.id, params, operator="llm:refine", status="screened",
+                                    error="screened: below TPE's draw")  # fmt: skip
+        member = SuiteMember("deepfm", "ml-100k", "ctr")
+        again, evaluations = archive.admit(run.id, params, members=[member], operator="tpe")
+        assert again.status == "pending" and again.duplicate_of is None and len(evaluations) == 1
+        third, _ = archive.admit(run.id, params, operator="tpe")
+        assert third.status == "duplicate" and third.duplicate_of == again.id
