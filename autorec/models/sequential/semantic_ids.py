@@ -53,6 +53,9 @@ RANKING_CUTOFF = 10  # the k of hr@k / ndcg@k the sequential evaluation reports
 
 
 class SemanticIdsConfig(TransformerConfig):
+    num_blocks: int = pydantic.Field(
+        2, ge=1, le=12, description="encoder blocks, and as many decoder blocks"
+    )
     codebook_size: int = pydantic.Field(
         64, ge=2, le=1024, description="codes per residual k-means level"
     )
