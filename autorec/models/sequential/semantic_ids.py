@@ -5,15 +5,17 @@ with MiniLM and quantises the embeddings by residual k-means (rq_kmeans.py) into
 `codebook_size` values plus one disambiguation code, so similar items share prefixes. The model
 reads the history as code tokens and generates the next item's tuple one code at a time.
 
-Architecture: an encoder-decoder, as in TIGER, with two changes for a two-core CPU budget.
+Architecture: an encoder-decoder, as in TIGER, laid out so that one pass trains on every target
+of a window (as SASRec does), which a two-core CPU budget needs.
 - The encoder is causal over items (SASRec blocks), each item entering as the sum of its code
-  embeddings rather than as `levels + 1` separate tokens: the history stays `max_len` tokens long,
-  and every position's output is a context for predicting the item after it, so one pass trains
-  on every target of a window (as SASRec does) instead of only the last one.
-- The decoder generates the target's codes from a BOS token; it attends causally over the codes
+  embeddings rather than as `levels + 1` separate tokens, so the history stays `max_len` tokens
+  long and every position's output is a context for the item after it.
+- The decoder generates each target's codes from a BOS token; it attends causally over the codes
   generated so far and cross-attends to the encoder outputs at and before the target's position.
-A decoder-only model over the flattened code tokens would need the same per-position trick with
-sequences `levels + 1` times longer, so the encoder-decoder is the cheaper of the two here.
+TIGER's own layout (an encoder over the flattened code tokens, a decoder for the last item only)
+trains one target per window. A decoder-only model over the flattened code tokens would train
+every target too, but over sequences `levels + 1` times longer (attention ~16x the cost at 4
+codes per item); here attention spans `max_len` keys and the code tokens only cross-attend.
 
 Code embeddings are tied: the table that embeds code c of level j as an input is the one that
 scores it as an output. Every softmax is restricted to the codes that continue a valid tuple (a
