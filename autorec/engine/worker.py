@@ -26,6 +26,9 @@ SECONDS = "autorec_seconds"  # the evaluation's wall time, measured on the worke
 WALL_SECONDS = "autorec_wall_seconds"  # a lost trial's time since the driver handed it out
 EXIT_GRACE_S = 2.0  # how long a timed-out worker waits before it ends its process
 WATCHDOG_MARGIN_S = 10.0  # seconds past the limit after which the GIL-free watchdog ends a worker
+# Loading the space (imports, its plugin file) is the worker's set-up, not the evaluation: the
+# limit starts once it is done. Loading gets this long on its own before it counts as a hang.
+LOAD_LIMIT_S = 120.0
 
 _spaces: dict[str, Any] = {}
 
@@ -94,8 +97,11 @@ def evaluate_trial(config: dict[str, Any]) -> None:
     tune.report(_evaluate(config, lambda metrics: tune.report({**_numbers(metrics), FINAL: 0})))
 
 
-def _evaluate(config: dict[str, Any], report: Callable[[dict[str, float]], None]) -> dict[str, Any]:
-    """Load the space, evaluate one candidate on one member; the final result, never raises."""
+def _evaluate(config: dict[str, Any], report: Callable[[dict[str, float]], None],
+              ready: Callable[[], None] = lambda: None) -> dict[str, Any]:  # fmt: skip
+    """Load the space, evaluate one candidate on one member; the final result, never raises.
+    `ready()` is called once the space is loaded, when the evaluation proper (and its measured
+    seconds) starts."""
     from autorec.space import SuiteMember
 
     start = time.monotonic()
@@ -107,6 +113,8 @@ def _evaluate(config: dict[str, Any], report: Callable[[dict[str, float]], None]
                        config.get("objectives") or (), config.get("constraints") or ())
         candidate = space.validate(config["params"])
         member = SuiteMember.from_dict(config["member"])
+        start = time.monotonic()
+        ready()
         metrics = space.evaluate(candidate, member, report)
         return {**_numbers(metrics), FINAL: 1, NODE: node, SECONDS: time.monotonic() - start}
     except Exception as err:  # noqa: BLE001 - every failure becomes a stored, readable error
@@ -124,16 +132,31 @@ def _evaluate_within(config: dict[str, Any], limit: float, send: Callable[[dict]
     This thread needs the GIL to act; an evaluation stuck in a native call that holds it would
     keep it waiting. faulthandler's watchdog is a C thread that needs no GIL: armed a little
     past the limit, it ends the process hard (Tune then reports the trial lost, and the driver,
-    seeing it ran past the limit, stores a timeout)."""
-    start = time.monotonic()
-    faulthandler.dump_traceback_later(limit + WATCHDOG_MARGIN_S, exit=True)
+    seeing it ran past the limit, stores a timeout).
+
+    The limit counts from the moment the space is loaded (see LOAD_LIMIT_S)."""
+    faulthandler.dump_traceback_later(LOAD_LIMIT_S + limit + WATCHDOG_MARGIN_S, exit=True)
     inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+    loaded, started = threading.Event(), []
+
+    def ready() -> None:
+        # Re-armed here, in the evaluation's thread: an evaluation that takes the GIL at once
+        # would keep this worker's own thread from doing it.
+        started.append(time.monotonic())
+        faulthandler.dump_traceback_later(limit + WATCHDOG_MARGIN_S, exit=True)
+        loaded.set()
 
     def run() -> None:
-        inbox.put(_evaluate(config, lambda metrics: inbox.put({**_numbers(metrics), FINAL: 0})))
+        try:
+            report = lambda metrics: inbox.put({**_numbers(metrics), FINAL: 0})  # noqa: E731
+            inbox.put(_evaluate(config, report, ready=ready))
+        finally:
+            loaded.set()  # loading failed: the error result is already in the inbox
 
     thread = threading.Thread(target=run, name="autorec-evaluation", daemon=True)
     thread.start()
+    loaded.wait(LOAD_LIMIT_S)
+    start = started[0] if started else time.monotonic()
     while True:
         left = start + limit - time.monotonic()
         try:
