@@ -47,8 +47,10 @@ class BM3Config(SequentialModelConfig):
     dropout: float = pydantic.Field(
         0.3, ge=0.0, lt=1.0, description="dropout that makes the target views from the latents"
     )
+    # The paper's grid is {0.1, 0.01}; on ML-100K (lr 3e-3, one seed) 0.01 scored 0.045 valid
+    # NDCG@10 and 0 scored 0.048.
     reg_weight: float = pydantic.Field(
-        0.01, ge=0.0, le=10.0, description="weight of the squared norm of the online latents"
+        0.0, ge=0.0, le=10.0, description="weight of the squared norm of the online latents"
     )
     text_weight: float = pydantic.Field(
         1.0, ge=0.0, le=10.0, description="weight of the text alignment and masked-text losses"
@@ -107,8 +109,9 @@ class BM3(SequentialModel):
 
     name: ClassVar[str] = "bm3"
     Config: ClassVar[type[BM3Config]] = BM3Config
-    # The authors' learning rate; windows of ML-100K give about 20 batches per epoch.
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3}
+    # ML-100K's windows give about 20 batches an epoch: 3e-3 beat the authors' 1e-3 on valid
+    # NDCG@10 (0.045 against 0.036 at reg_weight 0.01, one seed), and so did it over 1e-2.
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3}
 
     def __init__(self, num_items: int, max_len: int, config: BM3Config | None = None):
         if config is None:
