@@ -210,3 +210,22 @@ def forget_loaded() -> None:
     """Drop the per-process model cache (tests; freeing memory)."""
     with _LOCK:
         _LOADED.clear()
+
+
+# KV caches across transformers versions: both users (the agent's backend, the ranker) run a
+# prompt's fixed prefix once and continue from its cache.
+
+
+def cache_argument(model: Any) -> str:
+    """The forward argument that takes a KV cache: `cache` in transformers 5, `past_key_values`
+    in 4.x."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def returned_cache(output: Any) -> Any:
+    """The KV cache a forward returned (`cache` or `past_key_values`, by version)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values

@@ -6,6 +6,11 @@ dequantises the GGUF and saves it as a safetensors folder under `$AUTOREC_CACHE/
 processes load that folder in about a second, and within one process a model is loaded once and
 shared by every backend and ranker that names it.
 
+Consecutive agent prompts share a long prefix (the system message: the space, its knobs, the
+reply format): the backend keeps the KV cache of its last call and runs only the tokens after the
+longest prefix the new prompt shares with it, so that prefix is paid for once per search, not
+once per call. Reuse changes no logit beyond floating-point rounding.
+
 Decoding is greedy at temperature 0 (reproducible); above 0 it samples with a torch.Generator
 seeded by `seed`. With a JSON schema every step is masked by `constrained.JsonConstraint`, so the
 reply parses and matches the schema, and closes within `max_tokens` unless the budget is smaller
@@ -71,6 +76,10 @@ class LocalBackend(LLMBackend):
         self._cache_root = Path(cache_dir).expanduser() if cache_dir else None
         self.max_string_length = int(max_string_length)
         self.loaded: LoadedModel | None = None
+        # The token ids the last call's KV cache covers, and that cache (see `_reusable`).
+        self._covered: list[int] = []
+        self._cache: Any = None
+        self.reused_tokens = 0  # prompt tokens served from the cache so far (for benchmarks)
 
     def load(self) -> LoadedModel:
         """Load the model now (otherwise the first `complete` does)."""
@@ -119,9 +128,12 @@ class LocalBackend(LLMBackend):
             generator = torch.Generator().manual_seed(
                 seed if seed is not None else int.from_bytes(os.urandom(4), "little")
             )
-        output, error = _generate(
+        done, cache = self._reusable(prompt_ids)
+        self.reused_tokens += done
+        output, error, self._covered, self._cache = _generate(
             model, prompt_ids, max_tokens=max_tokens, stop=_stop_ids(tokenizer, model),
             constraint=constraint, pick=lambda logits: _pick(logits, temperature, generator),
+            done=done, cache=cache,
         )  # fmt: skip
         reply = tokenizer.decode(output, skip_special_tokens=True)
         return Completion(
@@ -131,43 +143,75 @@ class LocalBackend(LLMBackend):
         )  # fmt: skip
 
 
+    def _reusable(self, prompt_ids: list[int]) -> tuple[int, Any]:
+        """(tokens of `prompt_ids` the kept cache already holds, that cache cut to them), or
+        (0, None). At least the prompt's last token is always run, for its logits."""
+        shared = 0
+        limit = min(len(prompt_ids) - 1, len(self._covered))
+        while shared < limit and prompt_ids[shared] == self._covered[shared]:
+            shared += 1
+        cache, self._cache, self._covered = self._cache, None, []
+        if cache is None or shared < MIN_REUSE or not getattr(cache, "is_croppable", True):
+            return 0, None
+        extra = cache.get_seq_length() - shared
+        if extra > 0:  # a negative crop removes that many tokens, in transformers 4 and 5 alike
+            cache.crop(-extra)
+        return shared, cache
+
+
+# Fewer shared tokens than this are run again rather than cut out of the cache.
+MIN_REUSE = 32
+
+
 def _generate(model, prompt_ids: list[int], *, max_tokens: int, stop: set[int], constraint,
-              pick) -> tuple[list[int], str | None]:  # fmt: skip
-    """Decode up to `max_tokens` tokens after `prompt_ids`, reusing the KV cache. Under a
-    constraint, the tokens it forces are fed in one forward pass. Returns the tokens (no stop
-    token) and, when the JSON document was cut by the budget, why."""
+              pick, done: int = 0, cache: Any = None):  # fmt: skip
+    """Decode up to `max_tokens` tokens after `prompt_ids`, continuing from `cache`, which holds
+    the first `done` prompt tokens. Under a constraint, the tokens it forces are fed in one
+    forward pass. Returns the tokens (no stop token); when the JSON document was cut by the
+    budget, why; and the token ids the final cache holds, with that cache."""
     import torch
 
     cut = f"max_tokens={max_tokens} reached before the JSON document closed"
+    argument = lm.cache_argument(model)
     output: list[int] = []
-    feed, cache = torch.tensor([prompt_ids]), None
+    covered = list(prompt_ids[:done])
+    feed = list(prompt_ids[done:])
+
+    def step(tokens: list[int]):
+        nonlocal cache
+        result = model(input_ids=torch.tensor([tokens]), use_cache=True, **{argument: cache})
+        cache = lm.returned_cache(result)
+        covered.extend(tokens)
+        return result.logits[0, -1].float()
+
+    def finish(error: str | None):
+        return output, error, covered, cache
+
     with torch.inference_mode():
         while len(output) < max_tokens:
-            result = model(input_ids=feed, past_key_values=cache, use_cache=True)
-            cache = result.past_key_values
-            logits = result.logits[0, -1].float()
+            logits = step(feed)
             if constraint is None:
                 token = pick(logits)
                 if token in stop:
-                    return output, None
+                    return finish(None)
                 output.append(token)
-                feed = torch.tensor([[token]])
+                feed = [token]
                 continue
             closing = constraint.stuck or max_tokens - len(output) <= constraint.reserve
             token = pick(constraint.mask_(logits, closing=closing))
             constraint.consume(token)
             if token in stop:  # the grammar allows a stop token only after a whole document
-                return output, None
+                return finish(None)
             output.append(token)
             forced = [] if constraint.done else constraint.forced()
             room = max_tokens - len(output)
             output.extend(forced[:room])
             if len(forced) > room:
-                return output, cut
+                return finish(cut)
             if constraint.done:
-                return output, None
-            feed = torch.tensor([[token, *forced]])
-    return output, (cut if constraint is not None else None)
+                return finish(None)
+            feed = [token, *forced]
+    return finish(cut if constraint is not None else None)
 
 
 def _stop_ids(tokenizer, model) -> set[int]:

@@ -104,6 +104,22 @@ def test_greedy_decoding_is_reproducible(backend):
 
 
 @pytest.mark.slow  # the real LLM
+def test_a_shared_prompt_prefix_is_run_once_and_changes_no_reply(backend, first_load):
+    root, _ = first_load
+    schema = Candidate.model_json_schema()
+    long_system = SYSTEM + " " + " ".join(f"Rule {i}: keep the reply short." for i in range(20))
+    messages = [[{"role": "system", "content": long_system}, {"role": "user", "content": p}]
+                for p in PROMPTS[:3]]  # fmt: skip
+    before = backend.reused_tokens
+    warm = [backend.complete(m, schema, max_tokens=120) for m in messages]
+    reused = backend.reused_tokens - before
+    assert reused >= 2 * 100  # the second and third calls ran only what follows the system text
+    for m, reply in zip(messages, warm):
+        fresh = load_backend("local", cache_dir=str(root))  # no cache kept yet
+        assert fresh.complete(m, schema, max_tokens=120).text == reply.text
+
+
+@pytest.mark.slow  # the real LLM
 def test_seeded_sampling_is_reproducible(backend):
     messages = chat("Name one recommender model in a sentence.")
     runs = [backend.complete(messages, max_tokens=12, temperature=1.0, seed=seed).text
