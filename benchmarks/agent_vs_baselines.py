@@ -102,7 +102,7 @@ def run_one(task: str, proposer_name: str, seed: int, evals: int,
     top = archive.top(outcome.run_id, n=1)
     statuses = Counter(str(getattr(c.status, "value", c.status)) for c in cands)
     evaluated = [c for c in cands if str(getattr(c.status, "value", c.status))
-                 not in ("invalid", "duplicate")]
+                 not in ("invalid", "duplicate", "screened")]
     result: dict[str, Any] = {
         "benchmark": "agent_vs_baselines", "task": task, "proposer": proposer_name,
         "seed": seed, "budget": evals, "options": options, "settings": spec["settings"],
@@ -261,6 +261,7 @@ def summary() -> dict[str, Any]:
         else:
             target[task] = "not measurable (agent@25 or tpe@50 missing)"
     out["target"] = target
+    out["paired"] = paired(runs)
     (RESULTS / "agent_summary.json").write_text(json.dumps(out, indent=2) + "\n")
     for task, t in out["tasks"].items():
         print(f"\n## {task}\n\n| proposer | seeds | after 10 | after 25 | after 50 |\n|---|---|---|---|---|")
@@ -277,6 +278,28 @@ def summary() -> dict[str, Any]:
                       f"(evaluated {s['operators_evaluated']}), llm {s['llm']}, "
                       f"replies {s.get('llm_replies')}")
     print("\ntarget:", json.dumps(target, indent=1))
+    print("paired (agent - tpe, per seed):", json.dumps(out["paired"], indent=1))
+    return out
+
+
+def paired(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task and checkpoint: agent@N - tpe@N on the seeds both ran, and agent@25 - tpe@50."""
+    out: dict[str, Any] = {}
+    for task in TASKS:
+        by = {(r["proposer"], r["seed"]): r["at"] for r in runs if r["task"] == task}
+        seeds = sorted(s for p, s in by if p == "agent" and ("tpe", s) in by)
+        if not seeds:
+            continue
+        rows: dict[str, Any] = {}
+        pairs = [(str(k), str(k)) for k in CHECKPOINTS] + [("25", "50")]
+        for a_at, t_at in pairs:
+            diffs = [by[("agent", s)][a_at] - by[("tpe", s)][t_at] for s in seeds
+                     if a_at in by[("agent", s)] and t_at in by[("tpe", s)]]
+            if diffs:
+                rows[f"agent@{a_at} - tpe@{t_at}"] = {
+                    "mean": statistics.fmean(diffs), "seeds": len(diffs),
+                    "agent_not_worse": sum(d >= 0 for d in diffs)}
+        out[task] = rows
     return out
 
 
