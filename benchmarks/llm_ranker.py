@@ -51,6 +51,9 @@ def id_model_line(name: str, data, rows: int, seed: int, llm: dict) -> dict:
         index = eval_rows(split.label, rows, seed)
         with torch.no_grad():
             line[f"{prefix}auc"] = auc(module(split.batch(index)), split.label[index])
+            if name == "llm_hybrid":  # its LLM score alone on the same rows (zero-shot AUC)
+                score, _ = module.llm_features(split.batch(index))
+                line[f"llm_{prefix}auc"] = auc(score, split.label[index])
     return line
 
 
