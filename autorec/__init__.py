@@ -1,6 +1,7 @@
 """autorec: agent-driven AutoML and autotuning for recommender models.
 
-`autorec.search(...)`, `autorec.open_archive(url)` and `autorec.train(...)` are the Python API
+`autorec.search(...)`, `autorec.open_archive(url)`, `autorec.train(...)` and
+`autorec.explain_candidate(id)` are the Python API
 (autorec/api.py); the `autorec` command line is a thin layer over them.
 """
 
@@ -9,13 +10,14 @@ from typing import Any
 from autorec.errors import AutorecError, ConfigError
 
 __version__ = "0.1.0"
-__all__ = ["AutorecError", "ConfigError", "__version__", "open_archive", "search", "train"]
+__all__ = ["AutorecError", "ConfigError", "__version__", "explain_candidate", "open_archive",
+           "search", "train"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import autorec` in a Ray worker costs nothing: the API pulls in the archive,
     # the engine and the proposers.
-    if name in ("search", "open_archive", "train"):
+    if name in ("search", "open_archive", "train", "explain_candidate"):
         from autorec import api
 
         return getattr(api, name)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas
 
     from autorec.archive import Archive
+    from autorec.explain import Explanation
     from autorec.trainer import TrainResult
 
 DEFAULT_DB = "runs.db"
@@ -235,6 +236,22 @@ def train(
               "settings": settings}
     spec = validate_spec({k: v for k, v in values.items() if v is not None}, "train")
     return train_spec(spec, check_train_spec(spec))
+
+
+def explain_candidate(
+    candidate_id: int, db: str | Path | None = None, **settings: Any
+) -> "Explanation":
+    """RecSAE on an archived sequential candidate, as `autorec explain` prints it: the model is
+    retrained from the run's stored settings and seed, a sparse autoencoder is fitted to its
+    hidden states, and latents are named by genres/titles with a held-out confidence.
+    `settings` are ExplainConfig's and SAEConfig's keys (`k=8`, `expansion=8`, `epochs=30`,
+    `window=10`, `min_confidence=0.75`). (Not `autorec.explain`: that is the package's name.)"""
+    from autorec.archive import Archive
+    from autorec.explain import explain_candidate as explain, explain_config
+
+    config = explain_config(**settings)  # a bad setting fails before the archive is opened
+    with Archive(str(db or default_db()), create=False) as archive:
+        return explain(archive, candidate_id, config)
 
 
 def check_train_spec(spec) -> str:

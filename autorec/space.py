@@ -182,6 +182,10 @@ class SearchSpace(abc.ABC):
     needs_gpu: ClassVar[bool] = False
     # Bounds on selection metrics, set by a search (`--constraint`), checked like gates.
     constraints: ClassVar[list[Constraint]] = []
+    # Candidate fields of free text the LLM agent must carry whole (a prompt template): shown
+    # uncut in its prompts and given reply tokens for their schema `maxLength`. Other string
+    # fields keep the agent's caps (agents/prompts.py `Limits`, agents/reply.py `reply_tokens`).
+    text_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: SpaceOptions | None = None):
         self.options = options or SpaceOptions()
@@ -327,9 +331,13 @@ def builtin_spaces() -> dict[str, str]:
     return {
         "architecture": "autorec.search_spaces.architecture:ArchitectureSpace",
         "embedding_dims": "autorec.search_spaces.embedding_dims:EmbeddingDimsSpace",
-        "prompt_template": "autorec.search_spaces.prompt_template:PromptTemplateSpace",
+        "prompt_templates": "autorec.search_spaces.prompt_template:PromptTemplateSpace",
         "triton_kernels": "autorec.search_spaces.triton_kernels:TritonKernelsSpace",
     }
+
+
+# Former names of built-in spaces, still loadable (archives and configs store the name they ran).
+SPACE_ALIASES = {"prompt_template": "prompt_templates"}
 
 
 def space_names() -> list[str]:
@@ -342,7 +350,7 @@ def load_space_class(spec: str) -> type[SearchSpace]:
     """A space class from a name ('architecture') or a file ('path/to/file.py:ClassName')."""
     if ".py:" in spec or spec.endswith(".py"):
         return _from_file(spec)
-    target = builtin_spaces().get(spec)
+    target = builtin_spaces().get(SPACE_ALIASES.get(spec, spec))
     if target is None:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
         if not matches:

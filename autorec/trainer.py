@@ -47,6 +47,11 @@ class TrainConfig(pydantic.BaseModel):
     max_seconds: float | None = pydantic.Field(
         None, gt=0, description="stop training after this long and keep the best epoch so far"
     )
+    eval_rows: int | None = pydantic.Field(
+        None, ge=2, description="ctr: score a seeded, label-stratified sample of this many "
+        "validation and test rows (the prompt_templates space's sample, seed 0) instead of "
+        "every row, for models that score slowly (llm_ranker on CPU); None: every row",
+    )
     kernels: dict[str, Any] = pydantic.Field(
         default_factory=dict,
         description="op -> reference | triton | {knob: value} | variant id: which implementation "
@@ -204,8 +209,12 @@ def train_model(
         )  # fmt: skip
     elif train_config.fair_adversary_weight or train_config.fair_orthogonality_weight:
         raise ConfigError("fair_adversary_weight and fair_orthogonality_weight apply to ctr models")
+    elif train_config.eval_rows is not None:
+        raise ConfigError("eval_rows applies to ctr models")
     model.prepare(data)
     model.to(device)
+    if train_config.eval_rows is not None:
+        data = _evaluation_sample(data, train_config.eval_rows)
     if task == "ctr":
         loop = _CTRLoop(model, data, device)
     else:
@@ -250,6 +259,9 @@ def train_model(
     test_metrics = loop.evaluate("test", train_config.eval_batch_size)
     latency = (time.perf_counter() - t0) / max(loop.rows("test"), 1) * 1000 * 1000
     test_metrics.update(loop.extra_metrics("test", train_config.eval_batch_size, extras))
+    if train_config.eval_rows is not None:  # says that these are a sample's metrics, and its size
+        valid_metrics["eval_rows"] = float(loop.rows("valid"))
+        test_metrics["eval_rows"] = float(loop.rows("test"))
     return TrainResult(
         model=name,
         task=task,
@@ -292,6 +304,19 @@ def evaluate_trained(
         )
         out[split] = metrics
     return out
+
+
+def _evaluation_sample(data: CTRData, rows: int) -> CTRData:
+    """`data` with its validation and test splits cut to the seeded, label-stratified sample of
+    `rows` rows each that the prompt_templates space scores (training rows untouched)."""
+    from autorec.models.llm_ranker.evaluate import DEFAULT_EVAL_SEED, eval_rows
+
+    def sample(split: TensorSplit) -> TensorSplit:
+        index = eval_rows(split.label, rows, DEFAULT_EVAL_SEED)
+        stamps = split.timestamp[index] if split.timestamp is not None else None
+        return TensorSplit(split.batch(index), split.label[index], stamps)
+
+    return dataclasses.replace(data, valid=sample(data.valid), test=sample(data.test))
 
 
 def resolve_device(name: str) -> torch.device:

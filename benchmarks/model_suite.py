@@ -18,8 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CTR = ["mean", "lr", "fm", "deepfm", "dcnv2", "din", "dare"]
-SEQUENTIAL = ["popularity", "sasrec", "hstu"]
+CTR = ["mean", "lr", "fm", "deepfm", "dcnv2", "din", "dare", "reloop2"]
+SEQUENTIAL = ["popularity", "sasrec", "hstu", "sra_cl", "bm3"]
 
 
 def train_one(model: str, dataset: str, seed: int, split: str | None) -> dict:

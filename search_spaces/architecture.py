@@ -2,7 +2,8 @@
 
 One flat Candidate serves every family, so an LLM fills one small JSON object: `model` plus
 generic knobs (embedding_dim, mlp_depth, mlp_width, dropout, cross_layers, attention_dim,
-num_blocks, num_heads) and training knobs (lr, batch_size, epochs, weight_decay).
+num_blocks, num_heads; reloop2's memory_size, neighbours, mix) and training knobs (lr,
+batch_size, epochs, weight_decay).
 `ArchitectureCandidate.trainer_settings()` turns a candidate into the flat settings
 `autorec.trainer.train_model` takes for that family, dropping the knobs the family does not use.
 
@@ -33,13 +34,16 @@ from autorec.search_spaces.trained import (
 )
 from autorec.space import CANDIDATE_MODEL, Objective, Report, SpaceOptions, SuiteMember
 
-CTR_FAMILIES = ("fm", "deepfm", "dcnv2", "din", "dare")
-SEQUENTIAL_FAMILIES = ("sasrec", "hstu")
+CTR_FAMILIES = ("fm", "deepfm", "dcnv2", "din", "dare", "reloop2")
+SEQUENTIAL_FAMILIES = ("sasrec", "hstu", "semantic_ids", "sra_cl", "bm3")
 FAMILIES = {"ctr": CTR_FAMILIES, "sequential": SEQUENTIAL_FAMILIES}
 TASK_OF = {name: task for task, names in FAMILIES.items() for name in names}
 
-MLP_FAMILIES = ("deepfm", "dcnv2", "din", "dare")
+MLP_FAMILIES = ("deepfm", "dcnv2", "din", "dare", "reloop2")  # reloop2: around a deepfm
 TRAINING_KNOBS = ("lr", "batch_size", "epochs", "weight_decay")
+RELOOP2_KNOBS = ("memory_size", "neighbours", "mix")  # the error memory around its deepfm
+SEMANTIC_ID_KNOBS = ("codebook_size", "levels")  # the residual k-means item codes
+SRA_CL_KNOBS = ("cl_weight", "substitution_rate")  # its contrastive text-neighbour views
 # The architecture knobs each family reads; every other architecture knob is reset to default.
 USES: dict[str, tuple[str, ...]] = {
     "fm": ("embedding_dim",),
@@ -47,12 +51,16 @@ USES: dict[str, tuple[str, ...]] = {
     "dcnv2": ("embedding_dim", "mlp_depth", "mlp_width", "dropout", "cross_layers"),
     "din": ("embedding_dim", "mlp_depth", "mlp_width", "dropout", "attention_dim"),
     "dare": ("embedding_dim", "mlp_depth", "mlp_width", "dropout", "attention_dim"),
+    "reloop2": ("embedding_dim", "mlp_depth", "mlp_width", "dropout", *RELOOP2_KNOBS),
     "sasrec": ("embedding_dim", "num_blocks", "num_heads", "dropout"),
     "hstu": ("embedding_dim", "num_blocks", "num_heads", "dropout"),
+    "semantic_ids": ("embedding_dim", "num_blocks", "num_heads", "dropout", *SEMANTIC_ID_KNOBS),
+    "sra_cl": ("embedding_dim", "num_blocks", "num_heads", "dropout", *SRA_CL_KNOBS),
+    "bm3": ("embedding_dim", "num_blocks", "dropout"),  # num_blocks: its graph layers
 }
 ARCHITECTURE_KNOBS = (
     "embedding_dim", "mlp_depth", "mlp_width", "dropout", "cross_layers", "attention_dim",
-    "num_blocks", "num_heads",
+    "num_blocks", "num_heads", *RELOOP2_KNOBS, *SEMANTIC_ID_KNOBS, *SRA_CL_KNOBS,
 )  # fmt: skip
 
 # The reference candidate of each task: the model's own defaults, trained briefly.
@@ -69,6 +77,8 @@ REFERENCE: dict[str, dict[str, Any]] = {
 # Defaults of the knobs a reference does not set (what unused knobs are reset to).
 KNOB_DEFAULTS: dict[str, Any] = {
     "mlp_depth": 2, "mlp_width": 256, "cross_layers": 2, "attention_dim": 32,
+    "memory_size": 10000, "neighbours": 32, "mix": 0.5,
+    "codebook_size": 64, "levels": 3, "cl_weight": 0.1, "substitution_rate": 0.2,
 }  # fmt: skip
 MAX_EPOCHS = {"ctr": 10, "sequential": 50}
 
@@ -133,7 +143,14 @@ class ArchitectureCandidate(pydantic.BaseModel):
     @pydantic.model_serializer(mode="wrap")
     def _without_off_knobs(self, handler: Any) -> Any:
         # Knobs at their off value are left out, so older candidates keep their hash.
-        return beyond_knobs.drop_off(handler(self))
+        dumped = beyond_knobs.drop_off(handler(self))
+        if dumped.get("model") != "reloop2":
+            dumped = {k: v for k, v in dumped.items() if k not in RELOOP2_KNOBS}
+        if dumped.get("model") != "semantic_ids":
+            dumped = {k: v for k, v in dumped.items() if k not in SEMANTIC_ID_KNOBS}
+        if dumped.get("model") != "sra_cl":
+            dumped = {k: v for k, v in dumped.items() if k not in SRA_CL_KNOBS}
+        return dumped
 
     def hidden_units(self) -> list[int]:
         """The MLP tower: `mlp_depth` layers halving from `mlp_width` (at least 8 wide)."""
@@ -159,6 +176,15 @@ class ArchitectureCandidate(pydantic.BaseModel):
             settings["attention_units"] = [2 * self.attention_dim, self.attention_dim]
         elif model == "dare":
             settings["attention_dim"] = self.attention_dim
+        elif model == "reloop2":
+            settings.update({k: getattr(self, k) for k in RELOOP2_KNOBS})
+        elif model == "semantic_ids":
+            settings.update({k: getattr(self, k) for k in SEMANTIC_ID_KNOBS})
+        elif model == "sra_cl":
+            settings.update({k: getattr(self, k) for k in SRA_CL_KNOBS})
+        elif model == "bm3":  # graph propagation layers where attention models stack blocks
+            settings["layers"] = settings.pop("num_blocks")
+            del settings["num_heads"]
         knobs = beyond_knobs.knob_fields(TASK_OF[model])
         settings.update(beyond_knobs.drop_off({k: getattr(self, k) for k in knobs}))
         return settings
@@ -201,17 +227,31 @@ def candidate_class(
                 description="dcnv2 only: explicit feature-cross layers")),
             "attention_dim": (int, F(defaults["attention_dim"], ge=4, le=128,
                 description="din: activation-unit width; dare: attention-embedding width")),
+            "memory_size": (int, F(defaults["memory_size"], ge=100, le=100000,
+                description="reloop2 only: recent rows its error memory keeps")),
+            "neighbours": (int, F(defaults["neighbours"], ge=1, le=256,
+                description="reloop2 only: stored rows whose errors correct a score")),
+            "mix": (float, F(defaults["mix"], ge=0.0, le=1.0,
+                description="reloop2 only: weight of the error correction; 0 = plain deepfm")),
         })  # fmt: skip
     else:
         fields.update({
             "embedding_dim": (int, F(defaults["embedding_dim"], ge=4, le=256,
                 description="item embedding width, which is also the hidden width")),
             "num_blocks": (int, F(defaults["num_blocks"], ge=1, le=4,
-                description="stacked attention blocks")),
+                description="stacked attention blocks (bm3: LightGCN graph layers)")),
             "num_heads": (int, F(defaults["num_heads"], ge=1, le=8,
                 description="attention heads; must divide embedding_dim")),
             "dropout": (float, F(defaults["dropout"], ge=0.0, le=0.6,
                 description="dropout on embeddings and inside every block")),
+            "codebook_size": (int, F(defaults["codebook_size"], ge=32, le=256,
+                description="semantic_ids only: codes per residual k-means level")),
+            "levels": (int, F(defaults["levels"], ge=2, le=4,
+                description="semantic_ids only: residual k-means levels of an item's code")),
+            "cl_weight": (float, F(defaults["cl_weight"], ge=0.0, le=2.0,
+                description="sra_cl only: weight of the contrastive loss; 0 = plain sasrec")),
+            "substitution_rate": (float, F(defaults["substitution_rate"], ge=0.0, le=0.8,
+                description="sra_cl only: share of items swapped for a text neighbour")),
         })  # fmt: skip
     fields.update({
         "lr": (float, F(defaults["lr"], ge=1e-5, le=0.1, description="Adam learning rate")),
@@ -348,9 +388,19 @@ class ArchitectureSpace(TrainedModelSpace):
             "then an MLP; attention_dim sets the activation unit's width.",
             "dare": "DIN with a separate, narrow attention embedding (attention_dim wide) "
             "decoupled from the representation embedding.",
+            "reloop2": "deepfm whose scores are corrected at inference by the errors of the "
+            "most similar recent rows (an error memory: memory_size, neighbours, mix); helps "
+            "where the data shifts over time (split global_time).",
             "sasrec": "causal self-attention over the item sequence (num_blocks x num_heads), "
             "hidden width = embedding_dim.",
             "hstu": "pointwise SiLU attention with relative-position bias; same knobs as sasrec.",
+            "semantic_ids": "generative retrieval: items named by residual k-means codes of their "
+            "text (codebook_size codes x levels), a transformer generates the next item's codes, "
+            "beam search ranks; embedding_dim, num_blocks, num_heads, dropout as sasrec.",
+            "sra_cl": "sasrec plus a contrastive loss (cl_weight) between a sequence and a view "
+            "with substitution_rate of its items swapped for item-text neighbours.",
+            "bm3": "order-free: user-item graph (num_blocks LightGCN layers) and item text, "
+            "bootstrapped views by dropout, no negatives; embedding_dim wide, no heads.",
         }
         lines += [f"- {f}: {blurbs[f]}" for f in self.families]
         lines += ["", "Knobs (a knob the chosen family does not use is reset to its default):"]
@@ -397,6 +447,10 @@ class ArchitectureSpace(TrainedModelSpace):
                 values["cross_layers"] = trial.suggest_int("cross_layers", 0, 4)
             if model in ("din", "dare"):
                 values["attention_dim"] = trial.suggest_int("attention_dim", 8, 64, log=True)
+            if model == "reloop2":
+                values["memory_size"] = trial.suggest_int("memory_size", 500, 20000, log=True)
+                values["neighbours"] = trial.suggest_int("neighbours", 4, 128, log=True)
+                values["mix"] = trial.suggest_float("mix", 0.0, 1.0)
             batch_sizes = [256, 512, 1024, 2048, 4096]
             lr_range = (1e-4, 3e-2)
         else:
@@ -404,6 +458,13 @@ class ArchitectureSpace(TrainedModelSpace):
             values["embedding_dim"] = trial.suggest_int("embedding_dim", 16, 128, step=16)
             values["num_blocks"] = trial.suggest_int("num_blocks", 1, 3)
             values["num_heads"] = trial.suggest_categorical("num_heads", [1, 2, 4])
+            if model == "semantic_ids":
+                sizes = [32, 64, 128, 256]
+                values["codebook_size"] = trial.suggest_categorical("codebook_size", sizes)
+                values["levels"] = trial.suggest_int("levels", 2, 4)
+            if model == "sra_cl":
+                values["cl_weight"] = trial.suggest_float("cl_weight", 0.01, 1.0, log=True)
+                values["substitution_rate"] = trial.suggest_float("substitution_rate", 0.1, 0.6)
             values["dropout"] = trial.suggest_float("dropout", 0.0, 0.5)
             batch_sizes = [32, 64, 128, 256, 512]
             lr_range = (1e-4, 1e-2)

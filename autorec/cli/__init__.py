@@ -49,6 +49,10 @@ def _register() -> None:
     app.add_typer(spaces.app, name="spaces")
     app.command("ihas")(ihas.ihas)
 
+    from autorec.cli import explain
+
+    app.command("explain")(explain.explain)
+
     from autorec.cli import report
 
     app.command("report")(report.report)

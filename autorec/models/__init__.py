@@ -37,9 +37,17 @@ MODELS: dict[str, ModelEntry] = {
     "dare": ModelEntry(
         "autorec.models.ctr.dare", "DARE", "ctr", "DIN with decoupled attention/representation"
     ),
+    "reloop2": ModelEntry(
+        "autorec.models.ctr.reloop2", "ReLoop2", "ctr",
+        "any CTR model corrected by the errors of similar recent rows (error memory)",
+    ),
     "llm_ranker": ModelEntry(
         "autorec.models.llm_ranker", "LLMRanker", "ctr",
         "a small causal LM scoring P(yes) vs P(no) from a prompt template",
+    ),
+    "llm_hybrid": ModelEntry(
+        "autorec.models.ctr.llm_hybrid", "LLMHybrid", "ctr",
+        "DeepFM with the llm_ranker's zero-shot score as one more input feature",
     ),
     "popularity": ModelEntry(
         "autorec.models.sequential.popularity", "Popularity", "sequential", "most popular items"
@@ -49,6 +57,18 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "hstu": ModelEntry(
         "autorec.models.sequential.hstu", "HSTU", "sequential", "pointwise SiLU attention"
+    ),
+    "semantic_ids": ModelEntry(
+        "autorec.models.sequential.semantic_ids", "SemanticIds", "sequential",
+        "generates the next item's semantic ID (residual k-means codes of its text); beam search",
+    ),
+    "sra_cl": ModelEntry(
+        "autorec.models.sequential.sra_cl", "SRACL", "sequential",
+        "SASRec plus contrastive views that swap items for their item-text neighbours",
+    ),
+    "bm3": ModelEntry(
+        "autorec.models.sequential.bm3", "BM3", "sequential",
+        "bootstrapped graph and item-text latents, no negatives; ignores order",
     ),
 }
 
