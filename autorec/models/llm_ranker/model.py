@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from autorec.data.features import CTRData, Feature
+from autorec import lm as lm_cache
 from autorec.errors import ConfigError, DatasetError, TrainingError
 from autorec.models.base import CTRModel
 from autorec.models.ctr.layers import coerce_config, require_features
@@ -251,7 +252,7 @@ def _run_prefix(lm, prefix: list[int], device) -> Any:
     if not prefix:
         return None
     output = lm(input_ids=torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
-    return _returned_cache(output)
+    return lm_cache.returned_cache(output)
 
 
 def _common_prefix(rows: list[list[int]]) -> list[int]:
@@ -295,26 +296,13 @@ def answer_logits(lm, prompts: list[list[int]], backend: _Backend, device,
         if copy_cache:
             cache = copy.deepcopy(cache)
         cache.batch_repeat_interleave(len(prompts))
-        extra = {"use_cache": True, _cache_argument(lm): cache}
+        extra = {"use_cache": True, lm_cache.cache_argument(lm): cache}
     output = lm(
         input_ids=input_ids.to(device), attention_mask=mask.to(device),
         position_ids=positions.to(device), logits_to_keep=1, **extra,
     )  # fmt: skip
     last = output.logits[:, -1, :]
     return last[:, backend.yes_id] - last[:, backend.no_id]
-
-
-def _cache_argument(lm) -> str:
-    """transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`."""
-    import inspect
-
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _returned_cache(output) -> Any:
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
 
 
 def _first_token(tokenizer, word: str) -> int:
