@@ -136,8 +136,7 @@ def test_cli_refuses_a_bad_knob_in_one_line():
 @pytest.mark.slow
 def test_trains_from_the_cli_on_ml100k_and_beats_random_ranking():
     result = CliRunner().invoke(app, ["train", "--model", "sra_cl", "--dataset", "ml-100k",
-                                      "--json", "--set", "epochs=2", "--set", "threads=1",
-                                      "--set", "hidden_dim=32"])  # fmt: skip
+                                      "--json", "--set", "epochs=2", "--set", "threads=1"])  # fmt: skip
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout)
     # Random ranking of 1,682 items scores NDCG@10 of about 0.003; popularity about 0.04.
