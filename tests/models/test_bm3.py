@@ -23,7 +23,8 @@ def build(**config) -> BM3:
     torch.manual_seed(0)
     model = BM3(NUM_ITEMS, 6, BM3.Config(hidden_dim=8, **config))
     model.set_graph(TRAIN)
-    model.set_text_vectors(torch.nn.functional.normalize(torch.randn(NUM_ITEMS + 1, TEXT_DIM), dim=-1))
+    text = torch.nn.functional.normalize(torch.randn(NUM_ITEMS + 1, TEXT_DIM), dim=-1)
+    model.set_text_vectors(text)
     return model
 
 

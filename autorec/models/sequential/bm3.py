@@ -90,7 +90,8 @@ def normalised_adjacency(train: list[torch.Tensor], num_items: int) -> torch.Ten
     scale = degree.clamp(min=1).rsqrt()
     values = scale[rows] * scale[cols]
     indices = torch.stack([rows, cols])
-    return torch.sparse_coo_tensor(indices, values, (nodes, nodes), check_invariants=True).coalesce()
+    shape = (nodes, nodes)
+    return torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
 
 
 def bootstrap_loss(views: BootstrapViews, text_weight: float) -> torch.Tensor:
@@ -140,7 +141,9 @@ class BM3(SequentialModel):
             raise TrainingError(f"{self.name}: no training sequences to build the graph from")
         highest = max((int(s.max()) for s in train if len(s)), default=0)
         if highest > self.num_items:
-            raise ConfigError(f"{self.name} was built for {self.num_items} items; data has {highest}")
+            raise ConfigError(
+                f"{self.name} was built for {self.num_items} items; the data has item {highest}"
+            )
         self.adjacency = normalised_adjacency(train, self.num_items)
         self.user_embedding = nn.Embedding(len(train), self.config.hidden_dim)
         nn.init.xavier_uniform_(self.user_embedding.weight)
