@@ -10,8 +10,9 @@ archive is small or the best fitness stagnates; combine needs two finished nodes
 node with finished children), or a fixed cycle (`modes="refine,compare"`). Parents come from the
 graph's selection policy. The reply is parsed and validated (`reply.py`); an unusable reply
 becomes a Proposal with `error` set, which the engine records as an invalid candidate with its
-LLM calls. A reply that repeats a known candidate is asked again in another mode (bounded), then
-mutated (operator "llm:<mode>+mutate"), since a greedy local model repeats itself readily.
+LLM calls. A reply that repeats a known candidate is asked again in another mode (bounded), with
+the repeats listed as tried and sampled at `retry_temperature` (seeded per call), then mutated
+(operator "llm:<mode>+mutate"), since a greedy local model repeats itself readily.
 
 `LLMProposer` is the pure LLM loop; the default proposer `agent` runs it beside TPE and mutation
 under a bandit (see `portfolio.py`).
@@ -58,6 +59,8 @@ LLM_OPTIONS: dict[str, str] = {
     "llm_base_url": "base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp, ...)",
     "backend": "an LLMBackend instance (Python callers and tests; replaces llm)",
     "temperature": "sampling temperature (default 0: greedy)",
+    "retry_temperature": "temperature of the calls that follow a reply repeating a known "
+    "candidate (default 0.8; seeded, so a run still repeats)",
     "max_tokens": "most tokens per reply (default 512)",
     "repairs": "extra calls that feed a validation error back (default 2; 0 for 'local', "
     "which decodes under the schema)",
@@ -124,6 +127,7 @@ class LLMProposer(Proposer):
         check_options(self.name, options, self.OPTIONS)
         n = self.name
         self.temperature = _number(n, options, "temperature", 0.0, 0.0)
+        self.retry_temperature = _number(n, options, "retry_temperature", 0.8, 0.0)
         self.max_tokens = _number(n, options, "max_tokens", 512, 16, int)
         self.retries = _number(n, options, "retries", 2, 0, int)
         self.stagnation = _number(n, options, "stagnation", 5, 1, int)
@@ -215,7 +219,11 @@ class LLMProposer(Proposer):
                 repairs=self.repairs,
                 repair_prompt=repair_message,
                 max_tokens=self.max_tokens,
-                temperature=self.temperature,
+                # Greedy decoding given nearly the same prompt repeats itself: after a repeat,
+                # sample (seeded per call, so the run stays reproducible).
+                temperature=self.temperature if not avoid else max(
+                    self.temperature, self.retry_temperature
+                ),
                 seed=derived_seed(context.seed, "llm-call", step, attempt),
             )
             calls.extend(answer.calls)

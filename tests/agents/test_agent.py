@@ -163,6 +163,9 @@ def test_a_repeated_candidate_is_asked_again_in_another_mode_then_mutated(space)
     modes = [mode_of_prompt(r["messages"]) for r in backend.requests]
     assert modes[0] == "refine" and len(set(modes)) == 3
     assert "was already evaluated" in backend.requests[1]["messages"][1]["content"]
+    # Greedy first; the retries sample (seeded per call), so a repeat is not simply repeated.
+    assert [r["temperature"] for r in backend.requests] == [0.0, 0.8, 0.8]
+    assert len({r["seed"] for r in backend.requests}) == 3
     assert proposal.operator.endswith("+mutate") and proposal.operator.startswith("llm:")
     assert proposal.error is None and "[mutated: " in proposal.rationale
     assert candidate_hash(proposal.params) not in {candidate_hash(c.params) for c in archive}
