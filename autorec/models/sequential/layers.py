@@ -21,6 +21,18 @@ from torch import nn
 from autorec.models.base import SequentialModel, SequentialModelConfig
 
 
+
+def check_item_ids(inputs: torch.Tensor, max_len: int) -> int:
+    """The length L of a [B, L] batch of item ids, or a ValueError saying what is wrong."""
+    if inputs.dim() != 2:
+        raise ValueError(f"expected item ids of shape [B, L], got {tuple(inputs.shape)}")
+    length = inputs.shape[1]
+    if length > max_len:
+        raise ValueError(
+            f"sequence length {length} exceeds max_len {max_len}; keep the newest items"
+        )
+    return length
+
 class TransformerConfig(SequentialModelConfig):
     """Settings every attention model here takes; each model adds its own."""
 
@@ -85,13 +97,7 @@ class TiedSequenceModel(SequentialModel, abc.ABC):
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """One hidden vector per position, [B, L, d]; position t sees only items 0..t."""
-        if inputs.dim() != 2:
-            raise ValueError(f"expected item ids of shape [B, L], got {tuple(inputs.shape)}")
-        length = inputs.shape[1]
-        if length > self.max_len:
-            raise ValueError(
-                f"sequence length {length} exceeds max_len {self.max_len}; keep the newest items"
-            )
+        length = check_item_ids(inputs, self.max_len)
         valid = (inputs != 0).unsqueeze(-1)
         positions = torch.arange(length - 1, -1, -1, device=inputs.device)
         hidden = self.item_embedding(inputs) * math.sqrt(self.config.hidden_dim)

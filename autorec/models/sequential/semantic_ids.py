@@ -47,7 +47,12 @@ from torch import nn
 from autorec.data.features import SequentialData
 from autorec.errors import ConfigError
 from autorec.models.base import SequentialModel
-from autorec.models.sequential.layers import TransformerConfig, attention_mask, check_heads_divide
+from autorec.models.sequential.layers import (
+    TransformerConfig,
+    attention_mask,
+    check_heads_divide,
+    check_item_ids,
+)
 from autorec.models.sequential.rq_kmeans import residual_kmeans
 from autorec.models.sequential.sasrec import SASRecBlock
 
@@ -279,13 +284,7 @@ class SemanticIds(SequentialModel):
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """Causal encoder outputs [B, L, d]; position t sees items 0..t (padding rows zero)."""
-        if inputs.dim() != 2:
-            raise ValueError(f"expected item ids of shape [B, L], got {tuple(inputs.shape)}")
-        length = inputs.shape[1]
-        if length > self.max_len:
-            raise ValueError(
-                f"sequence length {length} exceeds max_len {self.max_len}; keep the newest items"
-            )
+        length = check_item_ids(inputs, self.max_len)
         valid = (inputs != 0).unsqueeze(-1)
         positions = torch.arange(length - 1, -1, -1, device=inputs.device)  # newest is 0
         hidden = self.item_vectors()[inputs] * math.sqrt(self.config.hidden_dim)
