@@ -1,0 +1,105 @@
+"""Seconds per agent LLM call on the embedded model, with and without KV-cache prefix reuse.
+
+    python benchmarks/llm_latency.py --calls 8 --out benchmarks/results/llm_latency.json
+
+The agent's real prompts: the `architecture` space on ML-100K, an archive of 11 finished
+candidates (the reference and 10 seeded random draws with made-up fitness), one LLM proposer
+asked for `--calls` proposals in its automatic modes, each call timed by the backend. The same
+sequence runs twice in one process, first with the prefix cache off (every prompt runs in full),
+then on; the model is loaded and warmed up before either. Time it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+
+def archive(space) -> list[Any]:
+    import optuna
+
+    from autorec.agents import CandidateSummary
+
+    rng = random.Random(0)
+    reference = space.reference().model_dump(mode="json")
+    nodes = [CandidateSummary(1, reference, "done", 0.0, {"valid_auc": 0.78}, "reference", [], 0)]
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    for cid in range(2, 12):
+        params = space.sample(study.ask()).model_dump(mode="json")
+        gain = rng.uniform(-0.02, 0.01)
+        nodes.append(CandidateSummary(cid, params, "done", gain, {"valid_auc": 0.78 + gain},
+                                      "tpe", [1], 1))  # fmt: skip
+    return nodes
+
+
+def run(calls: int, reuse: bool) -> dict[str, Any]:
+    from autorec.agents import ProposalContext
+    from autorec.agents.agent import LLMProposer
+    from autorec.agents.llm import local
+    from autorec.space import load_space
+
+    space = load_space("architecture", {"dataset": "ml-100k", "task": "ctr"})
+    backend = local.LocalBackend()
+    backend.load()
+    local.MIN_REUSE = 32 if reuse else 10**9
+    timings: list[dict[str, Any]] = []
+    complete = backend.complete
+
+    def timed(*args, **kwargs):
+        reply = complete(*args, **kwargs)
+        timings.append({"tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out,
+                        "latency_s": reply.latency_s})  # fmt: skip
+        return reply
+
+    backend.complete = timed
+    proposer = LLMProposer(space, seed=0, backend=backend)
+    nodes = archive(space)
+    while len(timings) < calls:
+        proposer.propose(ProposalContext(space, 1, nodes, None, 0), 1)
+    timings = timings[:calls]
+    latencies = [t["latency_s"] for t in timings]
+    return {"reuse": reuse, "calls": timings, "median_s": statistics.median(latencies),
+            "mean_s": statistics.fmean(latencies), "reused_tokens": backend.reused_tokens,
+            "tokens_in_median": statistics.median(t["tokens_in"] for t in timings),
+            "tokens_out_median": statistics.median(t["tokens_out"] for t in timings)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/llm_latency.json"))
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from autorec.agents.llm.local import LocalBackend
+
+    LocalBackend().complete([{"role": "user", "content": "Say ok."}], max_tokens=4)  # warm up
+    started = time.perf_counter()
+    results = [run(args.calls, reuse=False), run(args.calls, reuse=True)]
+    out = {"benchmark": "llm_latency", "threads": args.threads, "results": results,
+           "ratio_median": results[1]["median_s"] / results[0]["median_s"],
+           "wall_s": time.perf_counter() - started,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "load_at_end": [round(x, 2) for x in os.getloadavg()]}}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    for r in results:
+        print(f"prefix reuse {'on ' if r['reuse'] else 'off'}: median {r['median_s']:.2f} s, "
+              f"mean {r['mean_s']:.2f} s over {len(r['calls'])} calls; prompt tokens median "
+              f"{r['tokens_in_median']:.0f}, reply {r['tokens_out_median']:.0f}; "
+              f"reused {r['reused_tokens']} prompt tokens")
+    print(f"median ratio on/off: {out['ratio_median']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
