@@ -35,6 +35,7 @@ from torch import nn
 from autorec.data.features import SequentialData
 from autorec.errors import ConfigError, TrainingError
 from autorec.models.base import SequentialModel, SequentialModelConfig
+from autorec.models.sequential.layers import own_config
 from autorec.models.sequential.sra_cl import item_text_vectors
 
 TEXT_DIM = 384  # all-MiniLM-L6-v2
@@ -115,10 +116,7 @@ class BM3(SequentialModel):
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3}
 
     def __init__(self, num_items: int, max_len: int, config: BM3Config | None = None):
-        if config is None:
-            config = BM3Config()
-        elif not isinstance(config, BM3Config):
-            config = BM3Config.model_validate(config.model_dump())
+        config = own_config(BM3Config, config)
         super().__init__(num_items, max_len, config)
         dim = config.hidden_dim
         self.item_embedding = nn.Embedding(num_items + 1, dim)

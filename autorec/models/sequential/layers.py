@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import Any, TypeVar
 
 import pydantic
 import torch
@@ -20,6 +21,18 @@ from torch import nn
 
 from autorec.models.base import SequentialModel, SequentialModelConfig
 
+ConfigT = TypeVar("ConfigT", bound=SequentialModelConfig)
+
+
+
+def own_config(config_type: type[ConfigT], config: Any) -> ConfigT:
+    """A sequential model's own config from None (its defaults) or another sequential config
+    (every field carried over, then validated against the model's own fields)."""
+    if config is None:
+        return config_type()
+    if isinstance(config, config_type):
+        return config
+    return config_type.model_validate(config.model_dump())
 
 
 def check_item_ids(inputs: torch.Tensor, max_len: int) -> int:
@@ -76,10 +89,7 @@ class TiedSequenceModel(SequentialModel, abc.ABC):
     Config = TransformerConfig
 
     def __init__(self, num_items: int, max_len: int, config: TransformerConfig | None = None):
-        if config is None:
-            config = self.Config()
-        elif not isinstance(config, self.Config):
-            config = self.Config.model_validate(config.model_dump())
+        config = own_config(self.Config, config)
         super().__init__(num_items, max_len, config)
         dim = config.hidden_dim
         self.item_embedding = nn.Embedding(num_items + 1, dim, padding_idx=0)

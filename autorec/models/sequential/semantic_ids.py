@@ -52,6 +52,7 @@ from autorec.models.sequential.layers import (
     attention_mask,
     check_heads_divide,
     check_item_ids,
+    own_config,
 )
 from autorec.models.sequential.rq_kmeans import residual_kmeans
 from autorec.models.sequential.sasrec import SASRecBlock
@@ -190,10 +191,7 @@ class SemanticIds(SequentialModel):
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3}
 
     def __init__(self, num_items: int, max_len: int, config: SemanticIdsConfig | None = None):
-        if config is None:
-            config = SemanticIdsConfig()
-        elif not isinstance(config, SemanticIdsConfig):
-            config = SemanticIdsConfig.model_validate(config.model_dump())
+        config = own_config(SemanticIdsConfig, config)
         super().__init__(num_items, max_len, config)
         dim, size = config.hidden_dim, config.codebook_size
         self.depth = config.levels + 1  # cluster codes, then the disambiguation code
