@@ -16,7 +16,8 @@ from autorec.agents.base import CandidateResult, CandidateSummary, Proposal, Pro
 from autorec.archive import Archive
 from autorec.errors import AutorecError
 from autorec.fitness import (
-    candidate_fitness, mean_metrics, non_finite_objectives, raw_objectives, why_no_fitness,
+    candidate_fitness, mean_metrics, member_fitness, non_finite_objectives, raw_objectives,
+    why_no_fitness,
 )
 from autorec.engine.fidelity import RUNG_PREFIX, SuccessiveHalving
 from autorec.search_config import SearchConfig
@@ -72,7 +73,7 @@ class SearchDriver:
         # Multi-fidelity: successive halving over epochs on the first objective (fidelity.py).
         self.halving = (
             SuccessiveHalving(space.objectives[0], config.early_stopping_grace,
-                              config.early_stopping_eta)
+                              config.early_stopping_eta, score=self._partial_fitness)
             if config.early_stopping else None
         )
         self._early_stops: dict[str, str] = {}  # trial id -> why the scheduler stopped it
@@ -161,15 +162,36 @@ class SearchDriver:
         evaluation = self.archive.get_evaluation(evaluation_id)
         if evaluation.candidate_id == self._reference_id:
             return False  # the yardstick of fitness always runs in full
-        decision = self.halving.report(evaluation.member, evaluation_id, int(epoch), float(value))
+        metrics = {k: float(v) for k, v in result.items()
+                   if _is_metric(k) and isinstance(v, (int, float))}
+        decision = self.halving.report(evaluation.member, evaluation_id, int(epoch), metrics)
         self._promote_behind(evaluation.member, int(epoch))
         if decision.stop:
             self._early_stops[trial_id] = decision.reason
             self._stopped_at[evaluation_id] = (
-                evaluation.member, int(epoch), self.halving.best[evaluation_id],
-                evaluation.candidate_id,
+                evaluation.member, int(epoch), decision.value, evaluation.candidate_id,
             )
         return decision.stop
+
+    def _partial_fitness(self, member: str, metrics: dict[str, float]) -> float | None:
+        """The fitness an evaluation would have if it ended with these metrics: what successive
+        halving ranks. An objective an epoch report lacks counts as the reference's value (no
+        gain, no loss), so a space that reports only its first objective each epoch is ranked
+        by that alone. None until the reference's suite is in."""
+        reference = self._reference_done()
+        if reference is None or member not in reference:
+            return None
+        ref = reference[member]
+        filled = {o.name: metrics.get(o.name, ref.get(o.name)) for o in self.space.objectives}
+        return member_fitness(filled, ref, self.space.objectives)
+
+    def _reference_done(self) -> dict[str, dict[str, float]] | None:
+        if self._reference_metrics is None:
+            reference = self._metrics_by_member(self.archive.evaluations_for(self._reference_id))
+            if len(reference) < len(self.members):
+                return None
+            self._reference_metrics = reference  # done evaluations never change again
+        return self._reference_metrics
 
     def complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         evaluation_id = self.running.pop(trial_id, None)
@@ -272,12 +294,9 @@ class SearchDriver:
             for waiting in self.archive.candidates(self.run_id, status="running"):
                 self._settle(waiting.id)  # those that finished before the reference did
             return
-        if self._reference_metrics is None:
-            reference = self._metrics_by_member(self.archive.evaluations_for(self._reference_id))
-            if len(reference) < len(self.members):
-                return  # settled once the reference is in
-            self._reference_metrics = reference  # done evaluations never change again
-        reference = self._reference_metrics
+        reference = self._reference_done()
+        if reference is None:
+            return  # settled once the reference is in
         member_metrics = self._metrics_by_member(evaluations)
         space = self.space
         fitness = candidate_fitness(
