@@ -75,12 +75,15 @@ class Curve:
         self.started = time.perf_counter()
         self.points: list[dict] = []
         self.best: float | None = None
-        self.epochs = 0
+        self.epochs = self.evals = 0
 
-    def trial_done(self, value: float | None) -> None:
+    def trial_done(self, value: float | None, new: bool = True) -> None:
+        """A trial finished or was stopped; `new` is False for a promoted candidate's re-run,
+        which costs epochs and time but is not another candidate."""
         if value is not None and (self.best is None or value > self.best):
             self.best = value
-        self.points.append({"evals": len(self.points) + 1, "epochs": self.epochs,
+        self.evals += new
+        self.points.append({"evals": self.evals, "epochs": self.epochs,
                             "wall_s": round(time.perf_counter() - self.started, 2),
                             "best": self.best})
 
@@ -90,7 +93,7 @@ def limits(evals: int | None, wall: float | None) -> str:
 
 
 def run_autorec(seed: int, evals: int | None, wall: float | None, proposer: str, early: bool,
-                folder: str) -> dict:
+                folder: str, halving: dict | None = None) -> dict:
     import autorec
     from autorec.archive import Archive
 
@@ -103,17 +106,18 @@ def run_autorec(seed: int, evals: int | None, wall: float | None, proposer: str,
         # Called by the driver after each finished evaluation (one member: one per candidate).
         if not archive:
             archive.append(Archive(db, create=False))
-        best = None
+        best, new = None, False
         for candidate in archive[0].candidates(driver.run_id):
             if candidate.fitness is not None and (best is None or candidate.fitness > best):
                 best = candidate.fitness
             for e in archive[0].evaluations_for(candidate.id):
                 if e.status in ("pending", "running") or (e.id, e.attempt) in counted:
                     continue
+                new = new or e.id not in {evaluation for evaluation, _ in counted}
                 counted.add((e.id, e.attempt))
                 metrics = e.metrics or {}
                 curve.epochs += int(metrics.get("epochs_run") or metrics.get("epoch") or 0)
-        curve.trial_done(best)
+        curve.trial_done(best, new)
 
     # autorec's budget counts its reference too: one more, so it gets `evals` candidates of its
     # own like the others; a wall budget is its max_time (Ray start-up comes on top, as it does
@@ -122,7 +126,7 @@ def run_autorec(seed: int, evals: int | None, wall: float | None, proposer: str,
     with learning_curves() as learning:
         result = autorec.search("architecture", dataset=DATASET, proposer=proposer, seed=seed,
                                 space_settings=SETTINGS, early_stopping=early, db=db, workers=1,
-                                threads=1, on_progress=on_progress, **limit)
+                                threads=1, on_progress=on_progress, **limit, **(halving or {}))
     reader = Archive(db, create=False)
     run = reader.get_run(result.run)
     candidates = []
@@ -132,7 +136,7 @@ def run_autorec(seed: int, evals: int | None, wall: float | None, proposer: str,
                                "fitness": c.fitness, "operator": c.operator,
                                "valid_auc": learning.get(e.id, [])})
     return {"best": result.best.fitness if result.best else None, "epochs": curve.epochs,
-            "evals": len(curve.points), "wall_s": time.perf_counter() - curve.started,
+            "evals": curve.evals, "wall_s": time.perf_counter() - curve.started,
             "stopped": sum(c["status"] == "stopped" for c in candidates), "curve": curve.points,
             "candidates": candidates}
 
@@ -199,7 +203,7 @@ def run_optuna(seed: int, evals: int | None, wall: float | None, data, reference
     )
     study.optimize(objective, n_trials=None if wall else evals, timeout=wall,
                    callbacks=[after_trial])
-    return {"best": curve.best, "epochs": curve.epochs, "evals": len(curve.points),
+    return {"best": curve.best, "epochs": curve.epochs, "evals": curve.evals,
             "wall_s": time.perf_counter() - curve.started,
             "stopped": sum(t.state.name == "PRUNED" for t in study.trials), "curve": curve.points}
 
@@ -265,7 +269,7 @@ def run_ray_asha(seed: int, evals: int | None, wall: float | None, reference: di
                                   callbacks=[Track()]),
     )
     results = tuner.fit()
-    return {"best": curve.best, "epochs": curve.epochs, "evals": len(curve.points),
+    return {"best": curve.best, "epochs": curve.epochs, "evals": curve.evals,
             "wall_s": time.perf_counter() - curve.started,
             "stopped": sum(1 for r in results if r.metrics.get("fitness") is None),
             "curve": curve.points}
@@ -368,6 +372,34 @@ def replay_table(paths: list[str], rules: list[str]) -> None:
               f", winner kept in {sum(o['winner_kept'] for o in out)}/{len(out)}")
 
 
+def goal_table(payload: dict, full: str = "autorec-tpe", early: str = "autorec-tpe-asha") -> str:
+    """The issue's goal per seed: the best validation fitness early stopping reaches within half
+    the epochs full evaluation trained, beside full evaluation's best; and both at equal epochs."""
+    full_runs = {r["seed"]: r for r in payload["runs"][full]}
+    early_runs = {r["seed"]: r for r in payload["runs"][early]}
+    lines = [f"| seed | {full}: best (epochs) | {early}: best within half those epochs | "
+             f"{early}: best within the same epochs | {early}: best after as many candidates |",
+             "|---|---|---|---|---|"]
+    cells: dict[str, list[float]] = {"full": [], "half": [], "same": [], "evals": []}
+    for seed in sorted(set(full_runs) & set(early_runs)):
+        f, e = full_runs[seed], early_runs[seed]
+        row = {"full": f["best"], "half": read_curve(e["curve"], "epochs", f["epochs"] / 2),
+               "same": read_curve(e["curve"], "epochs", f["epochs"]),
+               "evals": read_curve(e["curve"], "evals", f["evals"])}
+        for key, value in row.items():
+            if value is not None:
+                cells[key].append(value)
+        show = {k: "-" if v is None else f"{v:.4f}" for k, v in row.items()}
+        lines.append(f"| {seed} | {show['full']} ({f['epochs']}) | {show['half']} | "
+                     f"{show['same']} | {show['evals']} |")
+    mean = {k: f"{statistics.mean(v):.4f} (n={len(v)})" if v else "-" for k, v in cells.items()}
+    seeds = set(full_runs) & set(early_runs)
+    epochs = statistics.mean(full_runs[s]["epochs"] for s in seeds) if seeds else 0.0
+    lines.append(f"| mean | {mean['full']}, {epochs:.1f} epochs | {mean['half']} | {mean['same']} "
+                 f"| {mean['evals']} |")
+    return "\n".join(lines)
+
+
 def checkpoints(args) -> dict[str, list[float]]:
     return {"evals": args.at_evals, "epochs": args.at_epochs, "wall_s": args.at_seconds}
 
@@ -376,14 +408,20 @@ def merge(paths: list[str], at: dict[str, list[float]]) -> dict:
     """Per-seed or per-system files into one: runs joined, summary recomputed."""
     runs: dict[str, list[dict]] = {}
     settings: dict = {}
+    evals: dict[str, int | None] = {}  # per system: the protocol may give systems different counts
     for path in paths:
         payload = json.loads(Path(path).read_text())
-        settings = settings or payload["settings"]
-        for key in ("evals", "wall_budget", "space_settings"):
+        settings = settings or dict(payload["settings"])
+        for key in ("wall_budget", "space_settings"):
             if payload["settings"].get(key) != settings.get(key):
                 sys.exit(f"error: {path} was made with another {key} than {paths[0]}")
         for name, rows in payload["runs"].items():
+            count = payload["settings"]["evals"]
+            count = count.get(name) if isinstance(count, dict) else count
+            if evals.setdefault(name, count) != count:
+                sys.exit(f"error: {path} ran {name} with another --evals than an earlier file")
             runs.setdefault(name, []).extend(rows)
+    settings["evals"] = evals
     for rows in runs.values():
         rows.sort(key=lambda r: r["seed"])
     settings["seeds"] = sorted({r["seed"] for rows in runs.values() for r in rows})
@@ -398,6 +436,10 @@ def main() -> None:
     parser.add_argument("--wall-budget", type=float, default=None,
                         help="seconds per system and seed instead of a number of candidates")
     parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
+    parser.add_argument("--grace", type=int, default=None,
+                        help="autorec's first rung in epochs (its default when not given)")
+    parser.add_argument("--eta", type=int, default=None,
+                        help="autorec's rung ratio (its default when not given)")
     parser.add_argument("--at-evals", type=float, nargs="+", default=AT_EVALS)
     parser.add_argument("--at-epochs", type=float, nargs="+", default=AT_EPOCHS)
     parser.add_argument("--at-seconds", type=float, nargs="+", default=AT_SECONDS)
@@ -416,6 +458,8 @@ def main() -> None:
         sys.exit("error: --wall-budget must be a positive number of seconds")
     if args.merge:
         payload = merge(args.merge, checkpoints(args))
+        if {"autorec-tpe", "autorec-tpe-asha"} <= set(payload["runs"]):
+            print(goal_table(payload))
     else:
         payload = run(args)
     Path(args.out).write_text(json.dumps(payload, indent=2))
@@ -439,6 +483,8 @@ def run(args) -> dict:
         reference_metrics, _ = train(s.reference(), data)
         objectives = s.objectives
     folder = tempfile.mkdtemp(prefix="multi-fidelity-")
+    halving = {k: v for k, v in (("early_stopping_grace", args.grace),
+                                 ("early_stopping_eta", args.eta)) if v is not None}
     runs: dict[str, list[dict]] = {name: [] for name in args.systems}
     for seed in args.seeds:
         for name in args.systems:
@@ -446,19 +492,20 @@ def run(args) -> dict:
             if name == "autorec-tpe":
                 row = run_autorec(seed, evals, wall, "tpe", False, folder)
             elif name == "autorec-tpe-asha":
-                row = run_autorec(seed, evals, wall, "tpe", True, folder)
+                row = run_autorec(seed, evals, wall, "tpe", True, folder, halving)
             elif name == "autorec-agent-asha":
-                row = run_autorec(seed, evals, wall, "agent", True, folder)
+                row = run_autorec(seed, evals, wall, "agent", True, folder, halving)
             elif name == "optuna-median":
                 row = run_optuna(seed, evals, wall, data, reference_metrics, objectives)
             else:
                 row = run_ray_asha(seed, evals, wall, reference_metrics, objectives)
             runs[name].append({"seed": seed, **row})
-            brief = {k: v for k, v in row.items() if k != "curve"}
+            brief = {k: v for k, v in row.items() if k not in ("curve", "candidates")}
             print(f"  {brief}", file=sys.stderr, flush=True)
     return {
         "settings": {"space": "architecture", "dataset": DATASET, "space_settings": SETTINGS,
-                     "evals": evals, "wall_budget": wall, "seeds": args.seeds},
+                     "evals": evals, "wall_budget": wall, "seeds": args.seeds,
+                     "autorec_halving": halving},
         "summary": {name: summarise(rows, checkpoints(args)) for name, rows in runs.items()},
         "runs": runs,
     }
