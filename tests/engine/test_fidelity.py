@@ -275,3 +275,26 @@ def test_architecture_epoch_reports_carry_the_params_the_fitness_counts():
     metrics = s.evaluate(candidate, s.suite()[0], reports.append)
     assert [r["epoch"] for r in reports] == [1, 2]
     assert all(r["params"] == metrics["params"] > 0 for r in reports)
+
+
+def test_tpe_learns_a_stopped_candidate_as_a_pruned_trial(tmp_path):
+    # What a proposer learns from partial results: TPE hears a stopped candidate as Optuna's
+    # pruned trial (counted among the worse configurations, as with Optuna's own pruner), a
+    # failed one as a failure (ignored by the sampler).
+    from optuna.trial import TrialState
+
+    from autorec.agents.base import CandidateResult, ProposalContext
+    from autorec.agents.optuna_proposers import TPEProposer
+
+    space = load_space(ladder(tmp_path))
+    proposer = TPEProposer(space, seed=0)
+    stopped, failed, done = proposer.propose(ProposalContext(space, 1, [], None, 0), 3)
+    for proposal, status, fitness in ((stopped, "stopped", None), (failed, "failed", None),
+                                      (done, "done", 0.1)):
+        proposer.observe(CandidateResult(0, proposal.params, status, fitness, {}, "tpe"))
+    states = [t.state for t in proposer.study.get_trials(deepcopy=False)]
+    assert states == [TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE]
+    # The state survives a resume.
+    again = TPEProposer(space, seed=0)
+    again.load_state_dict(proposer.state_dict())
+    assert [t.state for t in again.study.get_trials(deepcopy=False)] == states
