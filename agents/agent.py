@@ -36,6 +36,7 @@ from autorec.agents.llm.base import LLMBackend
 from autorec.agents.mutation import check_options, mutate_new
 from autorec.agents.prompts import (
     MODES,
+    RATIONALE_CHARS,
     Limits,
     PromptRequest,
     anchor_hint,
@@ -62,6 +63,8 @@ LLM_OPTIONS: dict[str, str] = {
     "retry_temperature": "temperature of the calls that follow a reply repeating a known "
     "candidate (default 0.8; seeded, so a run still repeats)",
     "max_tokens": "most tokens per reply (default 512)",
+    "rationale_chars": "longest rationale asked for in a reply (default the backend's: 120, "
+    "48 for 'local'; 0 asks for none)",
     "repairs": "extra calls that feed a validation error back (default 2; 0 for 'local', "
     "which decodes under the schema)",
 }
@@ -150,7 +153,11 @@ class LLMProposer(Proposer):
             if repairs is None
             else _number(n, options, "repairs", 2, 0, int)
         )
-        self.schema = reply_schema(space)
+        rationale_chars = options.get("rationale_chars")
+        self.schema = reply_schema(space, (
+            getattr(self.backend, "rationale_chars", RATIONALE_CHARS) if rationale_chars is None
+            else _number(n, options, "rationale_chars", RATIONALE_CHARS, 0, int)
+        ))  # fmt: skip
         self.ranges = field_ranges(space.schema())
         self._system: str | None = None
         self.counter = 0  # proposals made: with the run's seed, it seeds every random choice

@@ -50,6 +50,7 @@ class ArchiveGraph:
         self.children: dict[int, list[int]] = defaultdict(list)
         self.ranges = field_ranges(schema or {})
         self._hashes: set[str] = set()
+        self._near: set[str] = set()  # hashes of the params rounded (see `rounded`)
         for node in archive:
             self.add(node)
 
@@ -60,6 +61,7 @@ class ArchiveGraph:
             self.children[parent].append(node.id)
         if isinstance(node.params, dict):
             self._hashes.add(_safe_hash(node.params))
+            self._near.add(_safe_hash(rounded(node.params)))
 
     # Structure.
 
@@ -83,8 +85,12 @@ class ArchiveGraph:
         return min(0, *self.nodes) - 1 if self.nodes else -1
 
     def contains(self, params: dict[str, Any]) -> bool:
-        """Whether a candidate with these (validated) params is already in the graph."""
-        return _safe_hash(params) in self._hashes
+        """Whether a candidate with these (validated) params, or a near-duplicate of one, is
+        already in the graph. Near-duplicates differ only in floats that agree to
+        SIGNIFICANT_DIGITS digits: prompts show numbers that way, so a model that copies a shown
+        learning rate of 0.0002526 repeats the archived 0.00025264732377 in all but name."""
+        return (_safe_hash(params) in self._hashes
+                or _safe_hash(rounded(params)) in self._near)  # fmt: skip
 
     # Retrieval.
 
@@ -302,6 +308,24 @@ def _equal(x: Any, y: Any) -> bool:
         return bool(x == y)
     except Exception:  # exotic values from a malformed archive row
         return False
+
+
+SIGNIFICANT_DIGITS = 4  # of floats shown in prompts and compared for near-duplicates
+
+
+def rounded(value: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """`value` with every float rounded to `digits` significant digits (in dicts and lists too).
+
+    Why: a TPE draw's learning rate has 17 significant digits, about 20 tokens; a small model
+    copies such numbers digit by digit into its reply, which costs a decoding step per digit and
+    proposes the archived value again. Four digits are more than any recommender knob needs."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0.0:
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
 
 
 def _safe_hash(params: dict[str, Any]) -> str:

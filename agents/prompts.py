@@ -26,7 +26,7 @@ from string import Template
 from typing import Any
 
 from autorec.agents.base import CandidateSummary
-from autorec.agents.graph import ArchiveGraph, FieldRange, field_ranges
+from autorec.agents.graph import ArchiveGraph, FieldRange, field_ranges, rounded
 from autorec.agents.llm.base import Message
 from autorec.agents.reply import shorten, text_fields
 
@@ -72,9 +72,10 @@ def estimate_tokens(text: str | list[Message]) -> int:
 # The schema the reply is decoded under.
 
 
-def reply_schema(space) -> dict[str, Any]:
-    """The space's Candidate schema plus a short "rationale" string, every key required so that
-    constrained decoding writes a complete candidate.
+def reply_schema(space, rationale_chars: int = RATIONALE_CHARS) -> dict[str, Any]:
+    """The space's Candidate schema plus a "rationale" string of at most `rationale_chars`
+    characters (none when 0), every key required so that constrained decoding writes a complete
+    candidate.
 
     The rationale comes first: a model that states its reason before the values writes values
     that follow from it, and a small model that has just written numbers tends to keep writing
@@ -82,12 +83,13 @@ def reply_schema(space) -> dict[str, Any]:
     schema = copy.deepcopy(space.schema())
     properties = schema.get("properties")
     if isinstance(properties, dict) and schema.get("type", "object") == "object":
-        rationale = {
-            "type": "string",
-            "maxLength": RATIONALE_CHARS,
-            "description": "one sentence: why this candidate should score well",
-        }
-        schema["properties"] = {"rationale": rationale, **properties}
+        if rationale_chars > 0:
+            rationale = {
+                "type": "string",
+                "maxLength": rationale_chars,
+                "description": "one sentence: why this candidate should score well",
+            }
+            schema["properties"] = {"rationale": rationale, **properties}
         schema["required"] = list(schema["properties"])
     return schema
 
@@ -132,7 +134,7 @@ def show_params(params: Any, limit: int, whole: tuple[tuple[str, int], ...] = ()
     whole-text field in `whole` (bounded by its maxLength, every character escaped), so those
     fields and `limit` characters of everything else are shown."""
     try:
-        text = json.dumps(params, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = json.dumps(rounded(params), separators=(",", ":"), ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = repr(params)
     if isinstance(params, dict):

@@ -82,6 +82,7 @@ class LoadedModel:
     source: str  # "gguf" (dequantised now), "cache" (read from folder), "folder" (a HF folder)
     seconds: float  # how long the load took
     guided: Any = None  # the agent's constrained-decoding tokenizer, built on its first use
+    int8: Any = None  # the agent's int8 decoding copy (see `int8_copy`), built on its first use
 
 
 # Keyed by the model file's identity, not by cache folder: a process loads each model once even
@@ -204,6 +205,20 @@ def load_causal_lm(spec: str | os.PathLike | None = None, cache_root: Path | Non
         f"no language model at '{spec}': name 'smollm2', a .gguf file or a Hugging Face "
         f"causal-LM folder"
     )
+
+
+def int8_copy(loaded: LoadedModel) -> Any:
+    """A copy of `loaded.model` for fast CPU decoding, with weight-only int8 Linear layers (see
+    `autorec.lm_int8`), built once per loaded model; LMError where this torch cannot."""
+    with _LOCK:
+        if loaded.int8 is None:
+            from autorec import lm_int8
+
+            problem = lm_int8.supported()
+            if problem:
+                raise LMError(f"{problem}; use weights='float32'")
+            loaded.int8 = lm_int8.int8_model(loaded.model)
+        return loaded.int8
 
 
 def forget_loaded() -> None:

@@ -35,6 +35,8 @@ class LLMBackend(abc.ABC):
     name: ClassVar[str]
     # True when decoding itself guarantees schema-valid JSON, so the agent asks for no repairs.
     constrained: ClassVar[bool] = False
+    # The longest rationale the agent asks for in a reply (its `rationale_chars` option wins).
+    rationale_chars: ClassVar[int] = 120
 
     def __init__(self, model: str):
         self.model = model

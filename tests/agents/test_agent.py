@@ -374,3 +374,20 @@ def test_the_local_model_proposes_valid_architecture_candidates(space, tmp_path_
             if s["calls"]
         },
     )
+
+
+def test_the_rationale_asked_for_follows_the_backend_unless_the_option_says_otherwise(space):
+    from autorec.agents.llm.local import LocalBackend
+
+    remote = LLMProposer(space, backend=Scripted([reply(space)], name="openai"))
+    assert remote.schema["properties"]["rationale"]["maxLength"] == 120
+    embedded = Scripted([reply(space)])
+    embedded.rationale_chars = LocalBackend.rationale_chars  # the embedded model asks for less
+    assert LLMProposer(space, backend=embedded).schema["properties"]["rationale"]["maxLength"] == 48
+    none = LLMProposer(space, backend=embedded, rationale_chars=0)
+    assert "rationale" not in none.schema["properties"]
+    assert set(none.schema["required"]) == set(space.schema()["properties"])
+    # A reply without a rationale is still a proposal.
+    proposal = LLMProposer(space, backend=Scripted([json.dumps(params(space, lr=0.003))]),
+                           rationale_chars=0).propose(context(space, [done(1, params(space), 0.0)]), 1)[0]
+    assert proposal.error is None and proposal.params["lr"] == 0.003

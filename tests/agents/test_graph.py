@@ -11,6 +11,7 @@ from autorec.agents.graph import (
     SelectionPolicy,
     distance,
     field_ranges,
+    rounded,
     seeded_rng,
 )
 from autorec.agents.mutation import MutationProposer, mutate
@@ -113,6 +114,17 @@ def test_edges_children_and_retrieval():
     assert graph.best().id == 7
     assert graph.contains({"model": "a", "width": 14, "lr": 1e-3})
     assert not graph.contains({"model": "a", "width": 77, "lr": 1e-3})
+
+
+def test_a_reply_copying_a_shown_rounded_float_is_a_near_duplicate():
+    archive = mixed_archive()
+    archive[0].params["lr"] = 0.00025264732377173723  # a TPE draw's full precision
+    graph = ArchiveGraph(archive, SCHEMA)
+    copied = {**archive[0].params, "lr": 0.0002526}  # what a prompt shows, and a model copies
+    assert graph.contains(copied)
+    assert not graph.contains({**archive[0].params, "lr": 0.0002531})  # a real step away
+    assert rounded({"lr": 0.00025264732377, "depth": 3, "xs": [1.23456789, 0.0]}) == {
+        "lr": 0.0002526, "depth": 3, "xs": [1.235, 0.0]}
 
 
 def test_stagnation_counts_finished_candidates_since_the_last_new_best():

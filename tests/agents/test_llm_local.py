@@ -120,6 +120,32 @@ def test_a_shared_prompt_prefix_is_run_once_and_changes_no_reply(backend, first_
 
 
 @pytest.mark.slow  # the real LLM
+def test_int8_decoding_predicts_like_the_float_model_and_leaves_it_untouched(backend):
+    import torch
+
+    from autorec.lm_int8 import Int8Linear
+
+    loaded = backend.load()
+    assert backend.weights == "int8" and loaded.int8 is not None  # the default, built at load
+    float_model, int8 = loaded.model, loaded.int8
+    assert not any(isinstance(m, Int8Linear) for m in float_model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8.modules())
+    # Everything but the Linear weights is the float model's own tensor, not a copy.
+    assert int8.model.embed_tokens.weight is float_model.model.embed_tokens.weight
+
+    text = " ".join(PROMPTS) + " " + SYSTEM * 6
+    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"][:, :256]
+    with torch.inference_mode():
+        exact = float_model(input_ids=ids).logits[0, :-1].float()
+        fast = int8(input_ids=ids).logits[0, :-1].float()
+    targets = ids[0, 1:]
+    loss = torch.nn.functional.cross_entropy
+    assert float(loss(fast, targets)) <= 1.05 * float(loss(exact, targets))
+    agree = float((fast.argmax(-1) == exact.argmax(-1)).float().mean())
+    assert agree >= 0.85, agree  # dynamic int8 (activations rounded too) scores about 0.37
+
+
+@pytest.mark.slow  # the real LLM
 def test_seeded_sampling_is_reproducible(backend):
     messages = chat("Name one recommender model in a sentence.")
     runs = [backend.complete(messages, max_tokens=12, temperature=1.0, seed=seed).text
@@ -210,3 +236,5 @@ def test_bad_specs_and_options_are_reported():
         load_backend("local:/nonexistent/model.gguf")
     with pytest.raises(ConfigError):
         load_backend("local", base_url="http://localhost:1")
+    with pytest.raises(LLMError, match="weights must be one of int8, float32"):
+        load_backend("local", weights="int4")

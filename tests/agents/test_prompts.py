@@ -226,3 +226,10 @@ def test_templates_are_text_files():
         assert template(name).template.strip()
     with pytest.raises(KeyError):
         template("nope")
+
+
+def test_prompts_show_floats_to_four_significant_digits():
+    from autorec.agents.prompts import show_params
+
+    shown = show_params({"lr": 0.00025264732377173723, "depth": 3, "dropout": 0.1}, 400)
+    assert shown == '{"lr":0.0002526,"depth":3,"dropout":0.1}'
