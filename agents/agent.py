@@ -41,11 +41,13 @@ from autorec.agents.prompts import (
     PromptRequest,
     anchor_hint,
     build_messages,
+    focus_fields,
     focus_hint,
     repair_message,
     reply_schema,
     system_message,
 )
+from autorec.agents.novelty import excluding
 from autorec.agents.reply import ask, stored_params
 
 from autorec.errors import ConfigError
@@ -63,6 +65,8 @@ LLM_OPTIONS: dict[str, str] = {
     "retry_temperature": "temperature of the calls that follow a reply repeating a known "
     "candidate (default 0.8; seeded, so a run still repeats)",
     "max_tokens": "most tokens per reply (default 512)",
+    "differ": "decode away from the first parent: one hinted field may not keep its value "
+    "(default true; see agents/novelty.py)",
     "rationale_chars": "longest rationale asked for in a reply (default the backend's: 120, "
     "48 for 'local'; 0 asks for none)",
     "repairs": "extra calls that feed a validation error back (default 2; 0 for 'local', "
@@ -91,6 +95,11 @@ def default_repairs(backend: Any) -> int:
     """Local backends decode under the JSON schema, so a repair rarely helps; remote ones get
     two."""
     return 0 if getattr(backend, "constrained", False) else 2
+
+
+def flag(value: Any) -> bool:
+    """A boolean option as Python or the CLI gives it (true/false, 1/0, yes/no)."""
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
 
 def _number(name: str, options: dict[str, Any], key: str, default, low, kind=float):
@@ -133,6 +142,7 @@ class LLMProposer(Proposer):
         self.retry_temperature = _number(n, options, "retry_temperature", 0.8, 0.0)
         self.max_tokens = _number(n, options, "max_tokens", 512, 16, int)
         self.retries = _number(n, options, "retries", 2, 0, int)
+        self.differ = flag(options.get("differ", True))
         self.stagnation = _number(n, options, "stagnation", 5, 1, int)
         self.limits = Limits(
             top_k=_number(n, options, "top_k", 5, 0, int),
@@ -211,9 +221,13 @@ class LLMProposer(Proposer):
                 mode, parents = "restart", []
             tried_modes.append(mode)
             stats = self.stats[mode]
-            hint = (
-                anchor_hint(self.ranges, rng) if mode == "restart" else focus_hint(self.ranges, rng)
-            )
+            schema = self.schema
+            if mode == "restart":
+                hint = anchor_hint(self.ranges, rng)
+            else:
+                fields = focus_fields(self.ranges, rng)
+                schema, changed = self._away_from(parents, fields)
+                hint = focus_hint(fields, changed)
             request = PromptRequest(mode, parents, hint=hint, avoid=avoid)
             messages = build_messages(
                 self.space, request, graph, self.limits, system=self._system_text()
@@ -222,7 +236,7 @@ class LLMProposer(Proposer):
                 self.backend,
                 messages,
                 self.space,
-                self.schema,
+                schema,
                 repairs=self.repairs,
                 repair_prompt=repair_message,
                 max_tokens=self.max_tokens,
@@ -331,8 +345,19 @@ class LLMProposer(Proposer):
 
     def _system_text(self) -> str:
         if self._system is None:
-            self._system = system_message(self.space, self.limits)
+            self._system = system_message(self.space, self.limits, schema=self.schema)
         return self._system
+
+    def _away_from(self, parents, fields: list[str]) -> tuple[dict[str, Any], str | None]:
+        """The reply schema with the first hinted field that can change barred from the first
+        parent's value, and that field (see agents/novelty.py); unchanged when `differ` is off
+        or nothing can be barred."""
+        if self.differ and parents and isinstance(parents[0].params, dict):
+            for field in fields:
+                schema = excluding(self.schema, field, parents[0].params.get(field))
+                if schema is not None:
+                    return schema, field
+        return self.schema, None
 
     # Reporting and resume.
 

@@ -35,7 +35,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 import optuna
-from autorec.agents.agent import LLMProposer
+from autorec.agents.agent import LLMProposer, flag
 from autorec.agents.base import CandidateResult, Proposal, ProposalContext, Proposer
 from autorec.agents.graph import ArchiveGraph, is_selectable, pending_node
 from autorec.agents.mutation import MutationProposer, check_options
@@ -78,8 +78,8 @@ class PortfolioProposer(Proposer):
         if self.window_size < 1 or self.ucb_c < 0:
             raise ConfigError(f"proposer '{self.name}': window must be >= 1 and ucb_c >= 0")
         share = options.get("share", True)
-        self.share = _flag(share)
-        self.screen = _flag(options.get("screen", True)) and "tpe" in self.operators
+        self.share = flag(share)
+        self.screen = flag(options.get("screen", True)) and "tpe" in self.operators
         try:
             self.screen_after = int(options.get("screen_after", 8))
         except (TypeError, ValueError):
@@ -358,10 +358,6 @@ class AgentProposer(PortfolioProposer):
     """The default proposer: the LLM agent beside TPE and mutation under the bandit."""
 
     name: ClassVar[str] = "agent"
-
-
-def _flag(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
 
 def _hash(params: Any) -> str:

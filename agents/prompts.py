@@ -249,14 +249,21 @@ def knowledge_text(space, limit: int) -> str:
 # Hints that vary a prompt (a greedy model repeats itself on the same prompt).
 
 
-def focus_hint(ranges: dict[str, FieldRange], rng: random.Random) -> str:
+def focus_fields(ranges: dict[str, FieldRange], rng: random.Random) -> list[str]:
+    """Up to two fields a prompt suggests changing (a different pair each call)."""
     names = [
         n for n, spec in ranges.items() if spec.kind in ("enum", "integer", "number", "boolean")
     ]
-    if not names:
+    return rng.sample(names, min(2, len(names))) if names else []
+
+
+def focus_hint(fields: list[str], must_change: str | None = None) -> str:
+    if not fields:
         return ""
-    picked = rng.sample(names, min(2, len(names)))
-    return f"Hint: consider changing {' and/or '.join(picked)}."
+    hint = f"Hint: consider changing {' and/or '.join(fields)}."
+    if must_change:
+        hint += f" {must_change} must differ from the parent's value."
+    return hint
 
 
 def anchor_hint(ranges: dict[str, FieldRange], rng: random.Random) -> str:
@@ -294,13 +301,14 @@ class PromptRequest:
     avoid: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # earlier duplicates
 
 
-def system_message(space, limits: Limits, description: str | None = None) -> str:
+def system_message(space, limits: Limits, description: str | None = None,
+                   schema: dict[str, Any] | None = None) -> str:  # fmt: skip
     knowledge = knowledge_text(space, limits.knowledge_chars)
     return template("system").substitute(
         description=description if description is not None else space.describe().strip(),
         objectives=objectives_text(space),
         knowledge=f"\n# Knowledge notes\n{knowledge}\n" if knowledge else "",
-        schema=compact_schema(reply_schema(space)),
+        schema=compact_schema(schema if schema is not None else reply_schema(space)),
     )
 
 

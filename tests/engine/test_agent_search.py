@@ -50,8 +50,9 @@ def written_by_the_llm(archive, candidates, space):
 @pytest.mark.slow
 def test_search_without_a_proposer_flag_runs_the_llm_agent(ray_tmp, bowl, tmp_path):
     config = tmp_path / "search.yaml"
-    # Only the LLM operator, so every proposal after the reference comes from the local model.
-    config.write_text("proposer_options: {operators: llm}\n")
+    # Only the LLM operator, so every proposal after the reference comes from the local model;
+    # `differ` off, since it could bar the bowl's test switch `mode` from "ok".
+    config.write_text("proposer_options: {operators: llm, differ: false}\n")
     result = runner.invoke(app, ["search", "--space", bowl, "--config", str(config),
                                  "--budget", "3", "--run-name", "agent", "--json"])
     assert result.exit_code == 0, result.output
