@@ -409,6 +409,7 @@ def merge(paths: list[str], at: dict[str, list[float]]) -> dict:
     runs: dict[str, list[dict]] = {}
     settings: dict = {}
     evals: dict[str, int | None] = {}  # per system: the protocol may give systems different counts
+    halving: dict[str, dict] = {}  # per autorec early-stopping system: --grace/--eta, if given
     for path in paths:
         payload = json.loads(Path(path).read_text())
         settings = settings or dict(payload["settings"])
@@ -420,8 +421,12 @@ def merge(paths: list[str], at: dict[str, list[float]]) -> dict:
             count = count.get(name) if isinstance(count, dict) else count
             if evals.setdefault(name, count) != count:
                 sys.exit(f"error: {path} ran {name} with another --evals than an earlier file")
+            rule = payload["settings"].get("autorec_halving") or {}
+            if name.endswith("-asha") and name.startswith("autorec"):
+                if halving.setdefault(name, rule) != rule:
+                    sys.exit(f"error: {path} ran {name} with other rungs than an earlier file")
             runs.setdefault(name, []).extend(rows)
-    settings["evals"] = evals
+    settings["evals"], settings["autorec_halving"] = evals, halving
     for rows in runs.values():
         rows.sort(key=lambda r: r["seed"])
     settings["seeds"] = sorted({r["seed"] for rows in runs.values() for r in rows})
