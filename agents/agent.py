@@ -39,6 +39,7 @@ from autorec.agents.prompts import (
     RATIONALE_CHARS,
     Limits,
     PromptRequest,
+    anchor_choice,
     anchor_hint,
     build_messages,
     focus_fields,
@@ -47,7 +48,7 @@ from autorec.agents.prompts import (
     reply_schema,
     system_message,
 )
-from autorec.agents.novelty import excluding
+from autorec.agents.novelty import excluding, pinned
 from autorec.agents.reply import ask, stored_params
 
 from autorec.errors import ConfigError
@@ -223,7 +224,10 @@ class LLMProposer(Proposer):
             stats = self.stats[mode]
             schema = self.schema
             if mode == "restart":
-                hint = anchor_hint(self.ranges, rng)
+                anchor = anchor_choice(self.ranges, rng)
+                hint = anchor_hint(anchor)
+                if self.differ and anchor is not None:
+                    schema = pinned(self.schema, *anchor) or self.schema
             else:
                 fields = focus_fields(self.ranges, rng)
                 schema, changed = self._away_from(parents, fields)
@@ -349,15 +353,23 @@ class LLMProposer(Proposer):
         return self._system
 
     def _away_from(self, parents, fields: list[str]) -> tuple[dict[str, Any], str | None]:
-        """The reply schema with the first hinted field that can change barred from the first
-        parent's value, and that field (see agents/novelty.py); unchanged when `differ` is off
-        or nothing can be barred."""
-        if self.differ and parents and isinstance(parents[0].params, dict):
-            for field in fields:
-                schema = excluding(self.schema, field, parents[0].params.get(field))
-                if schema is not None:
-                    return schema, field
-        return self.schema, None
+        """The reply schema with a hinted field barred from each parent's value (the first
+        field that can be, per parent, up to two), and the first parent's field (see
+        agents/novelty.py); unchanged when `differ` is off or nothing can be barred."""
+        schema, named = self.schema, None
+        if not self.differ:
+            return schema, named
+        free = list(fields)
+        for parent in parents[:2]:
+            if not isinstance(parent.params, dict):
+                continue
+            for field in free:
+                barred = excluding(schema, field, parent.params.get(field))
+                if barred is not None:
+                    schema, named = barred, named or field
+                    free.remove(field)
+                    break
+        return schema, named
 
     # Reporting and resume.
 

@@ -1,12 +1,15 @@
-"""Decoding away from the parent: a schema in which one hinted field cannot keep its value.
+"""Decoding away from known points: schemas in which a reply cannot copy its parents.
 
 A small model asked to refine, compare or combine mostly copies its first parent: on the 5-seed
 runs before this, 38-74% of the embedded model's calls repeated a known candidate, and a hint in
 the prompt ("consider changing lr") did not change that. The grammar can: for a call with a
 parent, the first hinted field whose schema this module can rewrite gets one that excludes the
 parent's value (an enum without it, a numeric range with a gap around it), so constrained
-decoding cannot write the parent again. The reply may still repeat another archived candidate;
-the agent counts that and retries as before. Remote backends receive the same schema as their
+decoding cannot write the parent again; with a second parent (combine), a second hinted field is
+barred from that parent's value. A restart, which has no parent and mostly rewrote the defaults,
+is pinned to its random anchor value instead (the hint "use lr = 0.0031" becomes the schema's
+only choice). A reply may still repeat another archived candidate; the agent counts that and
+retries as before. Remote backends receive the same schema as their
 response format, so the constraint holds wherever the server enforces schemas.
 """
 
@@ -38,6 +41,20 @@ def excluding(schema: dict[str, Any], name: str, value: Any) -> dict[str, Any] |
             rewritten[key] = prop[key]
     changed = copy.deepcopy(schema)
     changed["properties"][name] = rewritten
+    return changed
+
+
+def pinned(schema: dict[str, Any], name: str, value: Any) -> dict[str, Any] | None:
+    """A copy of the reply `schema` in which property `name` can only be `value`; None when the
+    schema has no such property."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    raw = properties.get(name) if isinstance(properties, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    prop = resolve(schema, raw)
+    changed = copy.deepcopy(schema)
+    changed["properties"][name] = {"enum": [value], **{k: prop[k] for k in ("title", "description")
+                                                      if k in prop}}  # fmt: skip
     return changed
 
 

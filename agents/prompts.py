@@ -266,25 +266,32 @@ def focus_hint(fields: list[str], must_change: str | None = None) -> str:
     return hint
 
 
-def anchor_hint(ranges: dict[str, FieldRange], rng: random.Random) -> str:
-    """A random value for one field, so that each restart starts somewhere else."""
+def anchor_choice(ranges: dict[str, FieldRange], rng: random.Random) -> tuple[str, Any] | None:
+    """A random value for one field, so that each restart starts somewhere else; None when no
+    field has a known range."""
     names = [
         n for n, spec in ranges.items() if spec.kind in ("enum", "integer", "number", "boolean")
     ]
     if not names:
-        return ""
+        return None
     name = rng.choice(names)
     spec = ranges[name]
     if spec.kind in ("enum", "boolean"):
-        value: Any = rng.choice(list(spec.choices))
-    elif spec.low is not None and spec.high is not None:
-        if spec.log:
-            value = math.exp(rng.uniform(math.log(spec.low), math.log(spec.high)))
-        else:
-            value = rng.uniform(spec.low, spec.high)
-        value = int(round(value)) if spec.kind == "integer" else float(f"{value:.3g}")
+        return name, rng.choice(list(spec.choices))
+    if spec.low is None or spec.high is None:
+        return None
+    if spec.log:
+        value: Any = math.exp(rng.uniform(math.log(spec.low), math.log(spec.high)))
     else:
-        return f"Hint: choose {name} freshly rather than copying the reference."
+        value = rng.uniform(spec.low, spec.high)
+    value = int(round(value)) if spec.kind == "integer" else float(f"{value:.3g}")
+    return name, min(max(value, type(value)(spec.low)), type(value)(spec.high))
+
+
+def anchor_hint(anchor: tuple[str, Any] | None) -> str:
+    if anchor is None:
+        return ""
+    name, value = anchor
     return f"For variety, use {name} = {json.dumps(value)} in this candidate."
 
 

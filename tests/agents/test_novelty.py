@@ -89,6 +89,28 @@ def test_a_refine_call_cannot_write_the_parents_value_of_its_hinted_field(space)
             assert excluding(proposer.schema, changed[0], parent[changed[0]]) == schema
 
 
+def test_combine_bars_both_parents_and_restart_pins_its_anchor(space):
+    first = space.reference().model_dump(mode="json")
+    second = space.validate({**first, "model": "dcnv2", "mlp_depth": 3, "lr": 0.01,
+                             "dropout": 0.1}).model_dump(mode="json")
+    archive = [CandidateSummary(1, first, "done", 0.0, {"valid_auc": 0.78}, "reference", [], 0),
+               CandidateSummary(2, second, "done", 0.01, {"valid_auc": 0.79}, "tpe", [1], 1)]
+    reply = json.dumps({**first, "lr": 0.003, "rationale": "mix"})
+    for mode in ("combine", "restart"):
+        backend = Recorder(reply)
+        proposer = LLMProposer(space, backend=backend, modes=mode)
+        proposer.propose(ProposalContext(space, 1, archive, None, 0), 1)
+        messages, schema = backend.requests[0]
+        changed = {name: prop for name, prop in schema["properties"].items()
+                   if prop != proposer.schema["properties"][name]}
+        if mode == "combine":
+            assert len(changed) == 2  # one field barred from each parent's value
+        else:  # the hint's value is the schema's only choice
+            (name, prop), = changed.items()
+            assert f"use {name} = {json.dumps(prop['enum'][0])}" in messages[-1]["content"]
+            assert len(prop["enum"]) == 1
+
+
 @pytest.mark.slow  # the real LLM under the real grammar
 def test_the_embedded_model_never_writes_the_barred_value(space):
     from autorec.agents.llm import load_backend
