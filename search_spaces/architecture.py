@@ -492,8 +492,17 @@ class ArchitectureSpace(TrainedModelSpace):
                 f"candidate's ('{candidate.model}')"
             )
         data = load_dataset(member.dataset).task(member.task, **dict(member.options))
+        # Every epoch's report carries the parameter count (known once the model is built): early
+        # stopping ranks an evaluation by the fitness it would have if it ended there, size
+        # included (autorec/engine/fidelity.py).
+        size: dict[str, float] = {}
+
+        def count_params(epoch: int, model) -> None:
+            size["params"] = float(sum(p.numel() for p in model.parameters()))
+
         result = train_model(
-            candidate.model, data, self.trainer_settings(candidate, member), on_epoch=report
+            candidate.model, data, self.trainer_settings(candidate, member),
+            on_epoch=lambda row: report({**row, **size}), on_epoch_start=count_params,
         )
         return training_metrics(result)
 
