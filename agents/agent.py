@@ -66,8 +66,9 @@ LLM_OPTIONS: dict[str, str] = {
     "retry_temperature": "temperature of the calls that follow a reply repeating a known "
     "candidate (default 0.8; seeded, so a run still repeats)",
     "max_tokens": "most tokens per reply (default 512)",
-    "differ": "decode away from the first parent: one hinted field may not keep its value "
-    "(default true; see agents/novelty.py)",
+    "differ": "decode away from known points: refine/compare bar one hinted field from the "
+    "parent's value, combine one per parent, restart pins its anchor (default true; "
+    "agents/novelty.py)",
     "rationale_chars": "longest rationale asked for in a reply (default the backend's: 120, "
     "48 for 'local'; 0 asks for none)",
     "repairs": "extra calls that feed a validation error back (default 2; 0 for 'local', "
