@@ -249,11 +249,15 @@ def knowledge_text(space, limit: int) -> str:
 # Hints that vary a prompt (a greedy model repeats itself on the same prompt).
 
 
+def _knobs(ranges: dict[str, FieldRange]) -> list[str]:
+    """The fields a hint can name: those with choices or numeric bounds."""
+    kinds = ("enum", "integer", "number", "boolean")
+    return [name for name, spec in ranges.items() if spec.kind in kinds]
+
+
 def focus_fields(ranges: dict[str, FieldRange], rng: random.Random) -> list[str]:
     """Up to two fields a prompt suggests changing (a different pair each call)."""
-    names = [
-        n for n, spec in ranges.items() if spec.kind in ("enum", "integer", "number", "boolean")
-    ]
+    names = _knobs(ranges)
     return rng.sample(names, min(2, len(names))) if names else []
 
 
@@ -269,9 +273,7 @@ def focus_hint(fields: list[str], must_change: str | None = None) -> str:
 def anchor_choice(ranges: dict[str, FieldRange], rng: random.Random) -> tuple[str, Any] | None:
     """A random value for one field, so that each restart starts somewhere else; None when no
     field has a known range."""
-    names = [
-        n for n, spec in ranges.items() if spec.kind in ("enum", "integer", "number", "boolean")
-    ]
+    names = _knobs(ranges)
     if not names:
         return None
     name = rng.choice(names)

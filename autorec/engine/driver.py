@@ -70,7 +70,8 @@ class SearchDriver:
         # A space given as a file travels to the workers as its text: a worker on another node
         # of a cluster has no copy of the user's file.
         self._space_source = space_file_source(config.space)
-        # Multi-fidelity: successive halving over epochs on the first objective (fidelity.py).
+        # Multi-fidelity: successive halving over epochs, rungs ranked by the partial fitness
+        # (fidelity.py).
         self.halving = (
             SuccessiveHalving(space.objectives[0], config.early_stopping_grace,
                               config.early_stopping_eta, score=self._partial_fitness)
