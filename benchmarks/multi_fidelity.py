@@ -312,13 +312,14 @@ def summarise(rows: list[dict], at: dict[str, list[float]]) -> dict:
     return summary
 
 
-def replay(run: dict, grace: int, eta: int, by: str) -> dict:
+def replay(run: dict, grace: int, eta: int, by: str, every: bool = False) -> dict:
     """Successive halving (the engine's own class) replayed on a full-evaluation run's recorded
     learning curves, in the order the run evaluated them: what the rule would have stopped, the
     epochs it would have trained and the best fitness it would have kept. Promotion included:
     a stopped evaluation that its rung later ranks among the best runs again in full. Proposals
     stay those of the full run (the proposer would have heard of the stops and moved on), so
-    this isolates the rule from the search path."""
+    this isolates the rule from the search path. `every`: a rung at every epoch from `grace` on
+    (with eta 2, a median rule like Optuna's MedianPruner) instead of grace * eta**k."""
     from autorec.engine.fidelity import SuccessiveHalving
     from autorec.fitness import relative_gain
     from autorec.space import Objective
@@ -335,6 +336,8 @@ def replay(run: dict, grace: int, eta: int, by: str) -> dict:
 
     halving = SuccessiveHalving(Objective(name="valid_auc", direction="max"), grace, eta,
                                 max_epoch=MAX_EPOCHS, score=score if by == "fitness" else None)
+    if every:
+        halving.rung_epochs = list(range(grace, MAX_EPOCHS + 1))
     epochs, kept, stopped = len(reference["valid_auc"]), [0.0], {}
     queue = [c for c in rows if c is not reference and c["evaluation"] in size]
     while queue:
@@ -364,9 +367,10 @@ def replay_table(paths: list[str], rules: list[str]) -> None:
     full_epochs = statistics.mean(r["epochs"] for r in runs)
     print(f"full evaluation, {len(runs)} runs: best {full_best:.4f}, epochs {full_epochs:.1f}")
     for rule in rules:
-        grace, eta, by = rule.split(":")
-        out = [replay(r, int(grace), int(eta), by) for r in runs]
-        print(f"grace {grace} eta {eta} by {by:8s}: best {statistics.mean(o['best'] for o in out):.4f}"
+        grace, eta, by, *where = rule.split(":")
+        every = where == ["every"]
+        out = [replay(r, int(grace), int(eta), by, every) for r in runs]
+        print(f"grace {grace} eta {eta} by {by:8s}{' every epoch' if every else ''}: best {statistics.mean(o['best'] for o in out):.4f}"
               f", epochs {statistics.mean(o['epochs'] for o in out):.1f}"
               f", stopped {statistics.mean(o['stopped'] for o in out):.1f}"
               f", winner kept in {sum(o['winner_kept'] for o in out)}/{len(out)}")
@@ -454,7 +458,8 @@ def main() -> None:
                         help="replay halving rules on these files' full autorec-tpe runs")
     parser.add_argument("--rules", nargs="+", default=[
         "1:3:valid_auc", "1:3:fitness", "1:2:fitness", "3:3:fitness", "2:2:fitness"],
-        help="GRACE:ETA:valid_auc|fitness rules for --replay")
+        help="GRACE:ETA:valid_auc|fitness[:every] rules for --replay (every: a rung at every "
+             "epoch)")
     parser.add_argument("--out", default=str(HERE / "results" / "multi_fidelity.json"))
     args = parser.parse_args()
     if args.replay:

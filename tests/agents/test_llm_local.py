@@ -142,7 +142,7 @@ def test_int8_decoding_predicts_like_the_float_model_and_leaves_it_untouched(bac
     loss = torch.nn.functional.cross_entropy
     assert float(loss(fast, targets)) <= 1.05 * float(loss(exact, targets))
     agree = float((fast.argmax(-1) == exact.argmax(-1)).float().mean())
-    assert agree >= 0.85, agree  # dynamic int8 (activations rounded too) scores about 0.37
+    assert agree >= 0.85, agree  # dynamic int8 (activations rounded too) scores 0.34
 
 
 @pytest.mark.slow  # the real LLM
